@@ -11,7 +11,8 @@ from torch_geometric.data import Data
 
 from graphseg.graph.affinity import check_feature_map, grid_affinity, l1_normalize
 from graphseg.graph.grid import grid_graph, grid_positions
-from graphseg.utils.checks import check_choice, check_finite, check_tensor
+from graphseg.graph.voting import majority_vote
+from graphseg.utils.checks import as_index_map, check_choice, check_finite, check_tensor
 
 IGNORE_INDEX = 255
 
@@ -159,36 +160,15 @@ def label_map_to_nodes(label_map: Union[np.ndarray, Tensor], grid_size,
         Tensor: ``(H * W,)`` int64 node labels, ``ignore_index`` where unknown.
     """
     check_choice(mode, "mode", ("majority", "nearest"))
-    labels = torch.as_tensor(label_map) if isinstance(label_map, np.ndarray) else label_map
-    check_tensor(labels, "label_map")
-    if labels.dim() != 2:
-        raise ValueError(f"label_map must have shape (H, W), got {tuple(labels.shape)}")
-    if labels.numel() == 0:
-        raise ValueError(f"label_map is empty: shape {tuple(labels.shape)}")
-    if labels.is_floating_point() or labels.dtype == torch.bool:
-        raise TypeError(f"label_map must hold integer labels, got {labels.dtype}")
-    labels = labels.long()
-    if bool((labels < 0).any()):
-        raise ValueError("label_map must not hold negative labels")
+    labels = as_index_map(label_map, "label_map")
     h, w = _check_grid_size(grid_size)
     big_h, big_w = labels.shape
-
+    rows, cols = torch.arange(h, device=labels.device), torch.arange(w, device=labels.device)
     if mode == "nearest":
-        ys = ((torch.arange(h, device=labels.device) + 0.5) * big_h / h).long()
-        xs = ((torch.arange(w, device=labels.device) + 0.5) * big_w / w).long()
+        ys = ((rows + 0.5) * big_h / h).long()
+        xs = ((cols + 0.5) * big_w / w).long()
         return labels[ys][:, xs].reshape(-1)
-
     cell_y = torch.arange(big_h, device=labels.device) * h // big_h
     cell_x = torch.arange(big_w, device=labels.device) * w // big_w
     cell = (cell_y[:, None] * w + cell_x[None, :]).reshape(-1)
-    flat = labels.reshape(-1)
-    known = flat != ignore_index
-    out = torch.full((h * w,), ignore_index, dtype=torch.long, device=labels.device)
-    if not bool(known.any()):
-        return out
-    num_classes = int(flat[known].max()) + 1
-    votes = torch.bincount(cell[known] * num_classes + flat[known],
-                           minlength=h * w * num_classes).view(h * w, num_classes)
-    labelled = votes.sum(dim=1) > 0
-    out[labelled] = votes[labelled].argmax(dim=1)
-    return out
+    return majority_vote(cell, labels.reshape(-1), h * w, ignore_index)

@@ -75,3 +75,20 @@ def check_edge_weight(edge_weight: Optional[Tensor], num_edges: int,
     check_finite(edge_weight, name)
     if num_edges and bool((edge_weight < 0).any()):
         raise ValueError(f"{name} must be non-negative, got minimum {float(edge_weight.min())}")
+
+
+def as_index_map(value, name: str) -> Tensor:
+    """An ``(H, W)`` non-empty, non-negative integer map (numpy or torch) as int64 tensor."""
+    if hasattr(value, "__array__") and not isinstance(value, Tensor):
+        value = torch.tensor(value)  # a copy: arrays from PIL are read-only
+    check_tensor(value, name)
+    if value.dim() != 2:
+        raise ValueError(f"{name} must have shape (H, W), got {tuple(value.shape)}")
+    if value.numel() == 0:
+        raise ValueError(f"{name} is empty: shape {tuple(value.shape)}")
+    if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer labels, got {value.dtype}")
+    value = value.long()
+    if int(value.min()) < 0:
+        raise ValueError(f"{name} must hold values >= 0, got {int(value.min())}")
+    return value
