@@ -1,10 +1,13 @@
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-# The shared data kit sits beside the checkout; a user's clone has none.
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The shared data kit sits beside the checkout (a user's clone has none);
+# GRAPHSEG_DATA points elsewhere.
+DATA_DIR = Path(os.environ.get("GRAPHSEG_DATA",
+                               Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 @pytest.fixture
