@@ -7,7 +7,10 @@
   :func:`nodes_to_label_map`, :func:`label_map_to_nodes`.
 * :func:`superpixel_graph` and its inverses (the GraphNet-style baseline).
 * :class:`ImageToGraph`: the conversion as a PyG transform.
+* :class:`GridAdjacency`, :class:`CSRAdjacency`: the layouts of the fast
+  attention kernels, built once per graph.
 """
+from graphseg.graph.adjacency import CSRAdjacency, GridAdjacency
 from graphseg.graph.affinity import grid_affinity, l1_normalize
 from graphseg.graph.grid import GridGraph, grid_graph, grid_positions, window_offsets
 from graphseg.graph.image import (
@@ -25,6 +28,8 @@ from graphseg.graph.superpixel import (
 from graphseg.graph.transforms import ImageToGraph
 
 __all__ = [
+    "CSRAdjacency",
+    "GridAdjacency",
     "GridGraph",
     "IGNORE_INDEX",
     "ImageToGraph",

@@ -19,6 +19,11 @@ from torch_geometric.utils import (
     to_torch_csr_tensor,
 )
 
+from graphseg.graph.adjacency import CSRAdjacency, GridAdjacency
+from graphseg.ops.csr_attention import csr_attention
+from graphseg.ops.dense_attention import dense_attention
+from graphseg.ops.grid_attention import grid_attention
+from graphseg.ops.scores import NEGATIVE_MODES
 from graphseg.utils.checks import (
     check_choice,
     check_edge_index,
@@ -27,7 +32,7 @@ from graphseg.utils.checks import (
     check_tensor,
 )
 
-NEGATIVE_MODES = ("gate", "mask")
+IMPLS = ("auto", "grid", "csr", "message_passing", "dense")
 
 
 class AffinityAttentionConv(MessagePassing):
@@ -56,8 +61,23 @@ class AffinityAttentionConv(MessagePassing):
     Without edge weights the edge term vanishes and the layer is exactly
     :class:`torch_geometric.nn.conv.AGNNConv` (whose :math:`\beta` is our :math:`w`).
 
-    The layer has no weight matrix.  This implementation is the reference:
-    it is :math:`O(E \cdot F)` in time and memory, never :math:`O(N^2)`.
+    The layer has no weight matrix.  It has several implementations of the
+    same function (``impl``):
+
+    * ``"grid"``: shifts over the window offsets of a
+      :class:`~graphseg.graph.GridAdjacency` (image graphs); memory about
+      :math:`N F + K N`.
+    * ``"csr"``: SDDMM, segment softmax and SpMM on a
+      :class:`~graphseg.graph.CSRAdjacency` (any graph); memory
+      :math:`O(E + N F)`.
+    * ``"message_passing"``: PyG message passing, the reference; memory
+      :math:`O(E F)`.
+    * ``"dense"``: :math:`N \times N` matrices, for small graphs only.
+    * ``"auto"``: ``"grid"`` for a ``GridAdjacency``, ``"csr"`` for a
+      ``CSRAdjacency``, ``"message_passing"`` otherwise.  Build the adjacency
+      once per graph (``GridAdjacency.from_data(data)``,
+      ``CSRAdjacency.from_edge_index(..., add_self_loops=True)``) to use the
+      fast paths without per-call preprocessing.
 
     Args:
         beta (float, optional): the constant edge coefficient :math:`\beta`.
@@ -68,6 +88,8 @@ class AffinityAttentionConv(MessagePassing):
             (default: ``True``)
         add_self_loops (bool, optional): replace any self loops of the input by
             one per node with edge weight 1. (default: ``True``)
+        impl (str, optional): ``"auto"``, ``"grid"``, ``"csr"``,
+            ``"message_passing"`` or ``"dense"``, see above. (default: ``"auto"``)
         **kwargs (optional): additional arguments of
             :class:`torch_geometric.nn.conv.MessagePassing`.
 
@@ -77,7 +99,8 @@ class AffinityAttentionConv(MessagePassing):
           edge indices :math:`(2, |\mathcal{E}|)` (or a
           :class:`torch_sparse.SparseTensor` / :class:`torch.sparse.Tensor`
           adjacency ``adj_t[i, j]`` for the edge ``j -> i``, whose values are
-          the edge weights),
+          the edge weights, or a :class:`~graphseg.graph.GridAdjacency` /
+          :class:`~graphseg.graph.CSRAdjacency`, which carry their weights),
           edge weights :math:`(|\mathcal{E}|)` *(optional)*
         - **output:** node features :math:`(|\mathcal{V}|, F)` or
           :math:`((|\mathcal{V}|, F), ((2, |\mathcal{E}|), (|\mathcal{E}|)))`
@@ -93,13 +116,14 @@ class AffinityAttentionConv(MessagePassing):
 
     def __init__(self, beta: float = 10.0, negative: str = "gate",
                  requires_grad: bool = True, add_self_loops: bool = True,
-                 **kwargs) -> None:
+                 impl: str = "auto", **kwargs) -> None:
         kwargs.setdefault("aggr", "add")
         super().__init__(**kwargs)
         self.beta = float(beta)
         self.negative = check_choice(negative, "negative", NEGATIVE_MODES)
         self.requires_grad = requires_grad
         self.add_self_loops = add_self_loops
+        self.impl = check_choice(impl, "impl", IMPLS)
         if requires_grad:
             self.w = Parameter(torch.empty(1))
         else:
@@ -133,18 +157,46 @@ class AffinityAttentionConv(MessagePassing):
             raise ValueError("x has no nodes: the graph is empty")
         check_finite(x, "x")
         num_nodes = x.size(0)
-        edge_index, edge_weight, layout = _to_edge_list(edge_index, edge_weight, num_nodes)
-        check_edge_index(edge_index, num_nodes)
-        check_edge_weight(edge_weight, edge_index.size(1))
+        impl = self.impl
+
+        if isinstance(edge_index, (GridAdjacency, CSRAdjacency)):
+            adj = edge_index
+            if edge_weight is not None:
+                raise ValueError(f"edge_weight must be None with a {type(adj).__name__}: "
+                                 "it carries its own weights")
+            if adj.num_nodes != num_nodes:
+                raise ValueError(f"the {type(adj).__name__} has {adj.num_nodes} nodes but "
+                                 f"x has {num_nodes}")
+            native = "grid" if isinstance(adj, GridAdjacency) else "csr"
+            if impl in ("auto", native):
+                out, attention = self._native(x, adj)
+                return (out, attention) if return_attention_weights else out
+            edge_index, edge_weight = adj.to_edge_index()
+            layout = None
+        else:
+            edge_index, edge_weight, layout = _to_edge_list(edge_index, edge_weight, num_nodes)
+            check_edge_index(edge_index, num_nodes)
+            check_edge_weight(edge_weight, edge_index.size(1))
+        if impl == "grid":
+            raise ValueError("impl='grid' needs a GridAdjacency as edge_index "
+                             "(GridAdjacency.from_data(data) for image_to_graph's graphs)")
 
         if self.add_self_loops:
             edge_index, edge_weight = remove_self_loops(edge_index, edge_weight)
             edge_index, edge_weight = add_self_loops(edge_index, edge_weight,
                                                      fill_value=1.0, num_nodes=num_nodes)
 
-        x_norm = F.normalize(x, p=2., dim=-1)
-        alpha = self.edge_updater(edge_index, x_norm=x_norm, edge_weight=edge_weight)
-        out = self.propagate(edge_index, x=x, alpha=alpha)
+        if impl == "csr":
+            adj = CSRAdjacency.from_edge_index(edge_index, edge_weight, num_nodes)
+            out, alpha = csr_attention(x, adj, self.w, self.beta, self.negative)
+            edge_index = adj.to_edge_index()[0]
+        elif impl == "dense":
+            out, alpha = dense_attention(x, edge_index, edge_weight, self.w, self.beta,
+                                         self.negative)
+        else:
+            x_norm = F.normalize(x, p=2., dim=-1)
+            alpha = self.edge_updater(edge_index, x_norm=x_norm, edge_weight=edge_weight)
+            out = self.propagate(edge_index, x=x, alpha=alpha)
 
         if not return_attention_weights:
             return out
@@ -160,6 +212,23 @@ class AffinityAttentionConv(MessagePassing):
             return out, to_torch_coo_tensor(torch.stack([target, source]), alpha,
                                             size=num_nodes)
         return out, (edge_index, alpha)
+
+    def _native(self, x: Tensor, adj: Union[GridAdjacency, CSRAdjacency]):
+        """Run the kernel made for ``adj``; the attention comes back in ``adj``'s form."""
+        if adj.device != x.device:
+            raise ValueError(f"the adjacency is on {adj.device} but x is on {x.device}")
+        if isinstance(adj, GridAdjacency):
+            out, alpha = grid_attention(x, adj, self.w, self.beta, self.negative,
+                                        self.add_self_loops)
+            mask = adj.mask.clone()
+            if self.add_self_loops:
+                mask[adj.self_offset] = True
+            return out, GridAdjacency(adj.height, adj.width, adj.offsets, mask, alpha)
+        if self.add_self_loops and not adj.self_loops:
+            adj = CSRAdjacency.from_edge_index(*adj.to_edge_index(), adj.num_nodes,
+                                               add_self_loops=True)
+        out, alpha = csr_attention(x, adj, self.w, self.beta, self.negative)
+        return out, adj.with_weight(alpha)
 
     def edge_update(self, x_norm_i: Tensor, x_norm_j: Tensor, edge_weight: OptTensor,
                     edge_index_i: Tensor, edge_index_j: Tensor, ptr: OptTensor,
@@ -185,7 +254,7 @@ class AffinityAttentionConv(MessagePassing):
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(beta={self.beta}, negative={self.negative!r}, "
-                f"add_self_loops={self.add_self_loops})")
+                f"add_self_loops={self.add_self_loops}, impl={self.impl!r})")
 
 
 def _to_edge_list(edge_index: Adj, edge_weight: OptTensor, num_nodes: int):

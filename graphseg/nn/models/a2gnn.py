@@ -43,11 +43,14 @@ class A2GNN(nn.Module):
         negative (str, optional): ``"gate"`` (thesis) or ``"mask"`` (release).
             (default: ``"gate"``)
         add_self_loops (bool, optional): see the layer. (default: ``True``)
+        impl (str, optional): the layers' implementation, see
+            :class:`~graphseg.nn.AffinityAttentionConv`. (default: ``"auto"``)
 
     Shapes:
         - **input:** node features :math:`(N, D)`, edge indices :math:`(2, E)`
-          (or a sparse adjacency), edge weights :math:`(E)` *(optional)*;
-          a single graph or a PyG batch.
+          (or a sparse adjacency, :class:`~graphseg.graph.GridAdjacency` or
+          :class:`~graphseg.graph.CSRAdjacency`), edge weights :math:`(E)`
+          *(optional)*; a single graph or a PyG batch.
         - **output:** :class:`A2GNNOutput` with logits :math:`(N, C)` and
           features :math:`(N, \text{hidden})`.
 
@@ -61,7 +64,8 @@ class A2GNN(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, hidden_channels: int = 256,
                  num_layers: int = 3, dropout: float = 0.5, beta: float = 10.0,
-                 negative: str = "gate", add_self_loops: bool = True) -> None:
+                 negative: str = "gate", add_self_loops: bool = True,
+                 impl: str = "auto") -> None:
         super().__init__()
         check_positive_int(in_channels, "in_channels")
         check_positive_int(num_classes, "num_classes")
@@ -72,7 +76,8 @@ class A2GNN(nn.Module):
         self.dropout = dropout
         self.embedding = nn.Linear(in_channels, hidden_channels, bias=False)
         self.convs = nn.ModuleList(
-            AffinityAttentionConv(beta=beta, negative=negative, add_self_loops=add_self_loops)
+            AffinityAttentionConv(beta=beta, negative=negative, add_self_loops=add_self_loops,
+                                  impl=impl)
             for _ in range(num_layers))
         self.classifier = nn.Linear(hidden_channels, num_classes)
 

@@ -1,0 +1,204 @@
+"""Graph layouts for the fast attention kernels, built once per graph.
+
+* :class:`GridAdjacency`: a window graph on an ``H x W`` grid as ``K`` planes
+  (one per window offset) of edge masks and weights, for the shift kernels.
+* :class:`CSRAdjacency`: any graph as a destination-sorted CSR, with the
+  permutation to its transpose, for the segment-softmax / SpMM kernels.
+
+Both convert to and from PyG's ``(edge_index, edge_weight)`` and can be passed to
+:class:`~graphseg.nn.AffinityAttentionConv` in place of ``edge_index``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+from torch_geometric.utils import add_self_loops as pyg_add_self_loops
+from torch_geometric.utils import remove_self_loops
+
+from graphseg.graph.grid import window_offsets
+from graphseg.utils.checks import check_edge_index, check_edge_weight
+
+
+@dataclass(frozen=True, eq=False)
+class GridAdjacency:
+    """A grid window graph as per-offset planes.
+
+    Node ``i = y * width + x``.  Plane ``k`` describes the edges
+    ``(y + dy, x + dx) -> (y, x)`` for ``(dy, dx) = offsets[k]``.
+
+    Attributes:
+        height, width: grid size in nodes.
+        offsets: ``(K, 2)`` int64 window offsets (lexicographic, symmetric,
+            ``(0, 0)`` always included so self loops can be switched on).
+        mask: ``(K, H, W)`` bool, ``True`` where the edge exists.
+        weight: ``(K, H, W)`` edge weights (0 where there is no edge), or
+            ``None`` for an unweighted graph.
+    """
+
+    height: int
+    width: int
+    offsets: Tensor
+    mask: Tensor
+    weight: Optional[Tensor] = None
+
+    @property
+    def num_nodes(self) -> int:
+        return self.height * self.width
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.mask.sum())
+
+    @property
+    def self_offset(self) -> int:
+        """Index of the ``(0, 0)`` offset: the middle of the symmetric list."""
+        return self.offsets.size(0) // 2
+
+    @property
+    def device(self) -> torch.device:
+        return self.mask.device
+
+    def to(self, device) -> "GridAdjacency":
+        weight = None if self.weight is None else self.weight.to(device)
+        return replace(self, mask=self.mask.to(device), weight=weight)
+
+    @classmethod
+    def from_edge_index(cls, edge_index: Tensor, edge_weight: Optional[Tensor],
+                        grid_size: Tuple[int, int], radius: int,
+                        window: str = "square") -> "GridAdjacency":
+        """Planes from an edge list whose edges all lie inside the window.
+
+        Raises ``ValueError`` if an edge joins nodes farther apart than the
+        window allows (the graph is then not a grid graph of this window).
+        """
+        h, w = (int(v) for v in grid_size)
+        check_edge_index(edge_index, h * w)
+        check_edge_weight(edge_weight, edge_index.size(1))
+        offsets = window_offsets(radius, window)
+        device = edge_index.device
+        src, dst = edge_index
+        dy = torch.div(src, w, rounding_mode="floor") - torch.div(dst, w, rounding_mode="floor")
+        dx = src % w - dst % w
+        # offset (dy, dx) -> k through a (2r + 1)^2 lookup table, -1 outside the window
+        side = 2 * radius + 1
+        lookup = torch.full((side * side,), -1, dtype=torch.long, device=device)
+        off = offsets.to(device)
+        lookup[(off[:, 0] + radius) * side + off[:, 1] + radius] = torch.arange(
+            off.size(0), device=device)
+        inside = (dy.abs() <= radius) & (dx.abs() <= radius)
+        key = ((dy + radius) * side + dx + radius).clamp(0, side * side - 1)
+        k = torch.where(inside, lookup[key], torch.full_like(dy, -1))
+        if bool((k < 0).any()):
+            bad = int((k < 0).nonzero()[0])
+            raise ValueError(
+                f"edge_index has edge {int(src[bad])} -> {int(dst[bad])} outside the "
+                f"radius-{radius} {window} window of a {h} x {w} grid")
+        slot = k * (h * w) + dst
+        num_k = offsets.size(0)
+        mask = torch.zeros(num_k * h * w, dtype=torch.bool, device=device)
+        mask[slot] = True
+        weight = None
+        if edge_weight is not None:
+            weight = torch.zeros(num_k * h * w, dtype=edge_weight.dtype, device=device)
+            weight[slot] = edge_weight
+            weight = weight.view(num_k, h, w)
+        return cls(h, w, offsets, mask.view(num_k, h, w), weight)
+
+    @classmethod
+    def from_data(cls, data) -> "GridAdjacency":
+        """From the :class:`~torch_geometric.data.Data` of :func:`~graphseg.graph.image_to_graph`."""
+        for key in ("grid_size", "radius", "window"):
+            if key not in data:
+                raise ValueError(f"data has no '{key}': it is not a grid graph from image_to_graph")
+        return cls.from_edge_index(data.edge_index, data.get("edge_weight"), data.grid_size,
+                                   data.radius, data.window)
+
+    def to_edge_index(self) -> Tuple[Tensor, Optional[Tensor]]:
+        """``(edge_index, edge_weight)`` sorted by target, then source."""
+        # nonzero over (H, W, K) gives target-major, then offset order
+        ty, tx, k = self.mask.permute(1, 2, 0).nonzero(as_tuple=True)
+        offsets = self.offsets.to(self.device)
+        source = (ty + offsets[k, 0]) * self.width + tx + offsets[k, 1]
+        target = ty * self.width + tx
+        weight = None if self.weight is None else self.weight[k, ty, tx]
+        return torch.stack([source, target]), weight
+
+
+@dataclass(frozen=True, eq=False)
+class CSRAdjacency:
+    """A graph in destination-sorted CSR form, with its transpose.
+
+    Attributes:
+        rowptr: ``(N + 1,)`` int64; the in-edges of node ``i`` are
+            ``rowptr[i]:rowptr[i + 1]``.
+        row: ``(E,)`` int64 target of every edge (``rowptr`` expanded).
+        col: ``(E,)`` int64 source of every edge.
+        weight: ``(E,)`` edge weights or ``None``.
+        t_rowptr, t_col, t_perm: the transpose (sorted by source):
+            ``t_perm`` lists the edges in that order and ``t_col`` their targets.
+        self_loops: ``True`` when built with ``add_self_loops=True``: every
+            node has exactly one self loop, of weight 1.
+    """
+
+    rowptr: Tensor
+    row: Tensor
+    col: Tensor
+    weight: Optional[Tensor]
+    t_rowptr: Tensor
+    t_col: Tensor
+    t_perm: Tensor
+    self_loops: bool = False
+
+    @property
+    def num_nodes(self) -> int:
+        return self.rowptr.numel() - 1
+
+    @property
+    def num_edges(self) -> int:
+        return self.col.numel()
+
+    @property
+    def device(self) -> torch.device:
+        return self.col.device
+
+    def to(self, device) -> "CSRAdjacency":
+        return CSRAdjacency(*(None if v is None else v.to(device) for v in (
+            self.rowptr, self.row, self.col, self.weight, self.t_rowptr, self.t_col,
+            self.t_perm)), self_loops=self.self_loops)
+
+    def with_weight(self, weight: Optional[Tensor]) -> "CSRAdjacency":
+        return replace(self, weight=weight)
+
+    @classmethod
+    def from_edge_index(cls, edge_index: Tensor, edge_weight: Optional[Tensor],
+                        num_nodes: int, add_self_loops: bool = False) -> "CSRAdjacency":
+        """Sort by target (stable, so already sorted lists keep their order).
+
+        ``add_self_loops=True`` replaces any self loops by one per node with
+        weight 1, what :class:`~graphseg.nn.AffinityAttentionConv` does by
+        default; doing it here, once, spares every forward pass the work.
+        """
+        check_edge_index(edge_index, num_nodes)
+        check_edge_weight(edge_weight, edge_index.size(1))
+        if add_self_loops:
+            edge_index, edge_weight = remove_self_loops(edge_index, edge_weight)
+            edge_index, edge_weight = pyg_add_self_loops(edge_index, edge_weight,
+                                                         fill_value=1.0, num_nodes=num_nodes)
+        src, dst = edge_index
+        order = torch.argsort(dst, stable=True)
+        row, col = dst[order], src[order]
+        weight = None if edge_weight is None else edge_weight[order]
+        t_perm = torch.argsort(col, stable=True)
+        return cls(_ptr(row, num_nodes), row, col, weight, _ptr(col[t_perm], num_nodes),
+                   row[t_perm], t_perm, add_self_loops)
+
+    def to_edge_index(self) -> Tuple[Tensor, Optional[Tensor]]:
+        return torch.stack([self.col, self.row]), self.weight
+
+
+def _ptr(sorted_index: Tensor, num_nodes: int) -> Tensor:
+    counts = torch.bincount(sorted_index, minlength=num_nodes)
+    return torch.cat([counts.new_zeros(1), counts.cumsum(0)])

@@ -1,0 +1,13 @@
+"""Kernels behind :class:`~graphseg.nn.AffinityAttentionConv`: one module per layout.
+
+* :func:`grid_attention`: shifts over window offsets (grid graphs).
+* :func:`csr_attention`: SDDMM, segment softmax and SpMM (any graph).
+* :func:`dense_attention`: ``N x N`` matrices (small graphs).
+
+All compute Eq. 3.18 with the logits of :mod:`graphseg.ops.scores`.
+"""
+from graphseg.ops.csr_attention import csr_attention
+from graphseg.ops.dense_attention import dense_attention
+from graphseg.ops.grid_attention import grid_attention
+
+__all__ = ["csr_attention", "dense_attention", "grid_attention"]
