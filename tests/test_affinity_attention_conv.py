@@ -226,7 +226,8 @@ def test_reset_parameters_and_repr():
         conv.w.fill_(3.0)
     conv.reset_parameters()
     assert conv.w.item() == 1.0
-    assert repr(conv) == "AffinityAttentionConv(beta=5.0, negative='mask', add_self_loops=True)"
+    assert repr(conv) == ("AffinityAttentionConv(beta=5.0, negative='mask', add_self_loops=True, "
+                          "impl='auto')")
 
 
 @pytest.mark.cuda

@@ -181,6 +181,8 @@ class AffinityAttentionConv(MessagePassing):
             raise ValueError("impl='grid' needs a GridAdjacency as edge_index "
                              "(GridAdjacency.from_data(data) for image_to_graph's graphs)")
 
+        if edge_weight is not None:
+            edge_weight = edge_weight.to(x.dtype)
         if self.add_self_loops:
             edge_index, edge_weight = remove_self_loops(edge_index, edge_weight)
             edge_index, edge_weight = add_self_loops(edge_index, edge_weight,
