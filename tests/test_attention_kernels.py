@@ -58,18 +58,21 @@ def test_grid_path_matches_reference_values_and_gradients(negative, add_self_loo
     if weighted:
         weight = adj.weight.clone().requires_grad_(True)
         adj = GridAdjacency(h, w, adj.offsets, adj.mask, weight)
-    out2, gx2, gw2 = run_impl("grid", x, adj, negative, add_self_loops)
-    assert torch.allclose(out2, out, atol=1e-12)
-    assert torch.allclose(gx2, gx, atol=1e-10)
-    assert torch.allclose(gw2, gw, atol=1e-10)
-    if weighted:
-        # the reference's gradient of each edge weight sits in the edge's plane slot
-        src, dst = data.edge_index
-        dy = src // w - dst // w
-        dx = src % w - dst % w
-        k = [adj.offsets.tolist().index([a, b]) for a, b in zip(dy.tolist(), dx.tolist())]
-        planes = weight.grad[torch.tensor(k), dst // w, dst % w]
-        assert torch.allclose(planes, gweight, atol=1e-10)
+    for impl in ("grid", "csr"):  # both kernels run on a GridAdjacency
+        if weighted:
+            weight.grad = None
+        out2, gx2, gw2 = run_impl(impl, x, adj, negative, add_self_loops)
+        assert torch.allclose(out2, out, atol=1e-12)
+        assert torch.allclose(gx2, gx, atol=1e-10)
+        assert torch.allclose(gw2, gw, atol=1e-10)
+        if weighted:
+            # the reference's gradient of each edge weight sits in the edge's plane slot
+            src, dst = data.edge_index
+            dy = src // w - dst // w
+            dx = src % w - dst % w
+            k = [adj.offsets.tolist().index([a, b]) for a, b in zip(dy.tolist(), dx.tolist())]
+            planes = weight.grad[torch.tensor(k), dst // w, dst % w]
+            assert torch.allclose(planes, gweight, atol=1e-10)
 
 
 @pytest.mark.parametrize("impl", ["csr", "dense"])
@@ -149,13 +152,19 @@ def test_native_attention_weights_and_round_trips():
     assert torch.equal(edge_index, data.edge_index)
     assert torch.allclose(edge_weight, data.edge_weight)
     conv = AffinityAttentionConv().double()
-    _, attention = conv(x, adj, return_attention_weights=True)
-    assert isinstance(attention, GridAdjacency)
-    assert torch.allclose(attention.weight.sum(dim=0), torch.ones(6, 7, dtype=torch.float64))
     _, (ref_index, ref_alpha) = AffinityAttentionConv(impl="message_passing").double()(
         x, data.edge_index, data.edge_weight, return_attention_weights=True)
     expected = as_matrix(ref_index, ref_alpha, 42)
-    assert torch.allclose(as_matrix(*attention.to_edge_index(), 42), expected)
+    for impl in ("grid", "csr"):
+        _, attention = AffinityAttentionConv(impl=impl).double()(
+            x, adj, return_attention_weights=True)
+        assert isinstance(attention, GridAdjacency)
+        assert torch.allclose(attention.weight.sum(dim=0),
+                              torch.ones(6, 7, dtype=torch.float64))
+        assert torch.allclose(as_matrix(*attention.to_edge_index(), 42), expected)
+    # the CSR structure of a GridAdjacency is built once
+    assert adj.to_csr(True).col is adj.to_csr(True).col
+    assert adj.to_csr(True).num_edges == adj.to_csr(False).num_edges  # self loops already in
 
     csr = CSRAdjacency.from_edge_index(data.edge_index, data.edge_weight, 42,
                                        add_self_loops=True)

@@ -10,8 +10,8 @@ Both convert to and from PyG's ``(edge_index, edge_weight)`` and can be passed t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Optional, Tuple
+from dataclasses import dataclass, field, replace
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -43,6 +43,9 @@ class GridAdjacency:
     offsets: Tensor
     mask: Tensor
     weight: Optional[Tensor] = None
+    # add_self_loops -> (CSR structure, plane slot of every CSR edge); see to_csr
+    _csr_cache: Dict[bool, Tuple["CSRAdjacency", Tensor]] = field(
+        default_factory=dict, repr=False, compare=False)
 
     @property
     def num_nodes(self) -> int:
@@ -63,7 +66,48 @@ class GridAdjacency:
 
     def to(self, device) -> "GridAdjacency":
         weight = None if self.weight is None else self.weight.to(device)
-        return replace(self, mask=self.mask.to(device), weight=weight)
+        return replace(self, mask=self.mask.to(device), weight=weight, _csr_cache={})
+
+    def with_weight(self, weight: Optional[Tensor]) -> "GridAdjacency":
+        """The same graph with other ``(K, H, W)`` weights (the CSR cache is kept)."""
+        return replace(self, weight=weight)
+
+    def to_csr(self, add_self_loops: bool = False) -> "CSRAdjacency":
+        """The graph as a :class:`CSRAdjacency`, for the CSR kernels.
+
+        The structure is built once per graph and cached; only the weights are
+        gathered from the planes on each call (so gradients reach the planes).
+        ``add_self_loops=True`` gives every node one self loop of weight 1.
+        """
+        csr, slot = self._csr_structure(add_self_loops)
+        if self.weight is None:
+            return csr
+        weight = self.weight.reshape(-1)[slot]
+        if add_self_loops:
+            weight = torch.where(csr.row == csr.col, torch.ones_like(weight), weight)
+        return csr.with_weight(weight)
+
+    def planes_from_edges(self, values: Tensor, add_self_loops: bool = False) -> Tensor:
+        """``(K, H, W)`` planes holding per-edge ``values`` given in :meth:`to_csr` order."""
+        _, slot = self._csr_structure(add_self_loops)
+        planes = values.new_zeros(self.mask.numel()).index_put((slot,), values)
+        return planes.view(self.mask.shape)
+
+    def _csr_structure(self, add_self_loops: bool) -> Tuple["CSRAdjacency", Tensor]:
+        """The unweighted CSR and the plane slot ``k * N + i`` of each of its edges."""
+        if add_self_loops not in self._csr_cache:
+            mask = self.mask.clone()
+            if add_self_loops:
+                mask[self.self_offset] = True
+            # nonzero over (H, W, K) is target-major, then offset (= source) order: CSR order
+            ty, tx, k = mask.permute(1, 2, 0).nonzero(as_tuple=True)
+            offsets = self.offsets.to(self.device)
+            target = ty * self.width + tx
+            source = (ty + offsets[k, 0]) * self.width + tx + offsets[k, 1]
+            csr = CSRAdjacency.from_sorted(target, source, None, self.num_nodes,
+                                           add_self_loops)
+            self._csr_cache[add_self_loops] = (csr, k * self.num_nodes + target)
+        return self._csr_cache[add_self_loops]
 
     @classmethod
     def from_edge_index(cls, edge_index: Tensor, edge_weight: Optional[Tensor],
@@ -189,11 +233,16 @@ class CSRAdjacency:
                                                          fill_value=1.0, num_nodes=num_nodes)
         src, dst = edge_index
         order = torch.argsort(dst, stable=True)
-        row, col = dst[order], src[order]
         weight = None if edge_weight is None else edge_weight[order]
+        return cls.from_sorted(dst[order], src[order], weight, num_nodes, add_self_loops)
+
+    @classmethod
+    def from_sorted(cls, row: Tensor, col: Tensor, weight: Optional[Tensor], num_nodes: int,
+                    self_loops: bool = False) -> "CSRAdjacency":
+        """From edges already sorted by target ``row``; builds the transpose."""
         t_perm = torch.argsort(col, stable=True)
         return cls(_ptr(row, num_nodes), row, col, weight, _ptr(col[t_perm], num_nodes),
-                   row[t_perm], t_perm, add_self_loops)
+                   row[t_perm], t_perm, self_loops)
 
     def to_edge_index(self) -> Tuple[Tensor, Optional[Tensor]]:
         return torch.stack([self.col, self.row]), self.weight
