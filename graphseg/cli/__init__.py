@@ -7,9 +7,9 @@ import sys
 from typing import Optional, Sequence
 
 from graphseg import __version__
-from graphseg.cli import info
+from graphseg.cli import evaluate, info, visualize, weak_labels
 
-COMMANDS = (info,)
+COMMANDS = (info, weak_labels, evaluate, visualize)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,125 @@
+"""``graphseg evaluate``: score a folder of predicted label maps against ground truth.
+
+Predictions are ``STEM.png`` class-index maps (255 = no prediction).  ``--gt`` is a
+folder of ``STEM.png`` label maps or a dataset root (``labels/`` of MSRC-v2,
+``SegmentationClass/`` of VOC, ``masks/`` of GrabCut, read as 0/1); its
+``classes.txt`` names the classes unless ``--classes`` does.  Every prediction is
+scored (or the stems of ``--split``); a file that cannot be scored is reported by
+name and the command exits 1 after the table.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from graphseg.cli.failures import Failures
+from graphseg.data.classes import MSRC_STUFF, read_classes
+from graphseg.data.dataset import read_split, stems
+from graphseg.metrics import ConfusionMatrix
+from graphseg.utils.io import read_label_map, write_json
+
+
+def resolve_gt(root: Path) -> Tuple[Path, bool, Optional[Path]]:
+    """``(label folder, binary masks?, classes file or None)`` for a ``--gt`` argument."""
+    for sub, binary in (("labels", False), ("SegmentationClass", False), ("masks", True)):
+        if (root / sub).is_dir():
+            classes = root / "classes.txt"
+            return root / sub, binary, classes if classes.is_file() else None
+    classes = root / "classes.txt"
+    return root, False, classes if classes.is_file() else None
+
+
+def parse_background(text: str, classes: Optional[Sequence[str]]) -> Optional[Tuple[int, ...]]:
+    """``--background``: ``none``, ``auto``, or comma-separated class ids."""
+    if text == "none":
+        return None
+    if text == "auto":
+        if classes and set(MSRC_STUFF) <= set(classes):
+            return tuple(classes.index(name) for name in MSRC_STUFF)
+        return (0,)
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError as error:
+        raise SystemExit(f"--background: expected 'none', 'auto' or ids like 0,1; "
+                         f"got {text!r}") from error
+
+
+def format_table(summary: dict, title: str = "IoU") -> str:
+    """Per-class IoU and the means as an aligned text table (values in percent)."""
+    def pct(value):
+        return "     -" if value is None or math.isnan(value) else f"{100 * value:6.2f}"
+
+    width = max([len(n) for n in summary["per_class_iou"]] + [14])
+    lines = [f"{'class':<{width}}  {title:>6}"]
+    lines += [f"{name:<{width}}  {pct(v)}" for name, v in summary["per_class_iou"].items()]
+    lines.append("-" * (width + 8))
+    lines.append(f"{'mIoU':<{width}}  {pct(summary['miou'])}")
+    lines.append(f"{'pixel accuracy':<{width}}  {pct(summary['pixel_accuracy'])}")
+    if "fb_iou" in summary:
+        lines.append(f"{'FB-IoU':<{width}}  {pct(summary['fb_iou'])}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    pred_dir, gt_root = Path(args.pred), Path(args.gt)
+    for flag, folder in (("--pred", pred_dir), ("--gt", gt_root)):
+        if not folder.is_dir():
+            print(f"error: {flag} {folder}: no such folder", file=sys.stderr)
+            return 2
+    gt_dir, binary, classes_file = resolve_gt(gt_root)
+    classes = read_classes(args.classes or classes_file) if (args.classes or classes_file) \
+        else None
+    num_classes = args.num_classes or (len(classes) if classes else None)
+    if binary and num_classes is None:
+        num_classes = 2
+    names = read_split(Path(args.split)) if args.split else stems(pred_dir, (".png",))
+    confusion, failures = ConfusionMatrix(num_classes), Failures()
+
+    def score(name: str) -> None:
+        gt = read_label_map(gt_dir / f"{name}.png")
+        if binary:
+            gt = (gt > 127).astype(np.uint8)
+        confusion.update(read_label_map(pred_dir / f"{name}.png"), gt)
+
+    for name in names:
+        failures.attempt(name, lambda: score(name))
+    evaluated = len(names) - len(failures.items)
+    summary = confusion.summary(classes, parse_background(args.background, classes))
+    summary.update(images=evaluated, failed=[{"name": n, "error": e} for n, e in failures.items],
+                   pred=str(pred_dir), gt=str(gt_dir))
+    print(format_table(summary))
+    print(f"{evaluated} images scored ({summary['pixels']} pixels, 255 ignored)")
+    if args.json:
+        write_json(args.json, summary)
+    status = failures.report(len(names))
+    if evaluated == 0:
+        print("error: no image could be scored", file=sys.stderr)
+        return 1
+    return status
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="mIoU, per-class IoU, pixel accuracy and FB-IoU of a folder of "
+                         "predicted label maps")
+    parser.add_argument("--pred", required=True, metavar="DIR",
+                        help="predicted STEM.png class-index maps (255 = no prediction)")
+    parser.add_argument("--gt", required=True, metavar="DIR",
+                        help="ground-truth STEM.png maps, or a VOC / MSRC-v2 / GrabCut root")
+    parser.add_argument("--num-classes", type=int, metavar="K",
+                        help="number of classes (default: from the classes file, else the "
+                             "largest id seen + 1)")
+    parser.add_argument("--classes", metavar="FILE", help="class names, one per line")
+    parser.add_argument("--split", metavar="FILE",
+                        help="score only these stems (one per line); a missing prediction "
+                             "is then an error")
+    parser.add_argument("--background", default="auto",
+                        help="classes merged as background for FB-IoU: ids like 0 or "
+                             "0,1,2, 'none', or 'auto' (MSRC stuff classes, else 0)")
+    parser.add_argument("--json", metavar="OUT", help="also write the results as JSON")
+    parser.set_defaults(run=run)

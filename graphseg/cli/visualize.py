@@ -1,0 +1,56 @@
+"""``graphseg visualize``: a side-by-side PNG of an image, its weak labels, a
+prediction and the ground truth, with the class colours and a legend."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from graphseg.data.classes import read_classes
+from graphseg.data.formats import read_boxes_json, read_voc_xml
+from graphseg.utils.io import read_image, read_label_map
+from graphseg.viz import save_panels
+
+
+def run(args: argparse.Namespace) -> int:
+    image = read_image(args.image)
+    classes = read_classes(args.classes) if args.classes else None
+    boxes = None
+    if args.boxes:
+        if Path(args.boxes).suffix.lower() == ".xml":
+            if classes is None:
+                raise SystemExit("--boxes: a VOC XML file needs --classes to map names")
+            boxes = read_voc_xml(args.boxes, classes, image.shape[:2])
+        else:
+            boxes = read_boxes_json(args.boxes, classes, image.shape[:2])
+    maps = {}
+    for key in ("seeds", "pred", "gt"):
+        path = getattr(args, key)
+        if path:
+            maps[key] = read_label_map(path)
+    if args.binary_gt and "gt" in maps:
+        maps["gt"] = (maps["gt"] > 127).astype(np.uint8)
+    save_panels(args.out, image, seeds=maps.get("seeds"), boxes=boxes,
+                prediction=maps.get("pred"), ground_truth=maps.get("gt"), classes=classes,
+                alpha=args.alpha)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "visualize", help="write a side-by-side PNG: image, weak labels, prediction, "
+                          "ground truth, with a legend")
+    parser.add_argument("--image", required=True, help="the photo")
+    parser.add_argument("--boxes", help="boxes file, STEM.json or VOC STEM.xml")
+    parser.add_argument("--seeds", help="scribbles / points PNG (255 = unlabelled)")
+    parser.add_argument("--pred", help="predicted label map PNG")
+    parser.add_argument("--gt", help="ground-truth label map PNG (255 = ignore)")
+    parser.add_argument("--binary-gt", action="store_true",
+                        help="read --gt as a 0/255 mask (background/object)")
+    parser.add_argument("--classes", help="class names, one per line, for the legend")
+    parser.add_argument("--alpha", type=float, default=0.5,
+                        help="overlay colour weight in [0, 1] (default 0.5)")
+    parser.add_argument("--out", required=True, help="output PNG")
+    parser.set_defaults(run=run)

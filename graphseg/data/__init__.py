@@ -1,0 +1,59 @@
+"""Datasets, weak labels and annotation files.
+
+* :class:`Sample`: what every image reader returns (image, label map, instances,
+  boxes, tags); :func:`check_boxes`.
+* Readers: :class:`VOCDataset` (and :func:`write_voc_sample`), :class:`GrabCutDataset`,
+  :class:`MSRCDataset` (stuff classes play background), :class:`MaskFolderDataset`,
+  :func:`open_dataset`, :func:`sample_root` (the bundled sample);
+  :func:`load_planetoid` for citation graphs.
+* Weak labels from ground truth: :func:`boxes_from_labels`, :func:`points_from_labels`,
+  :func:`scribbles_from_labels`, :func:`tags_from_labels`, :func:`boxes_to_seeds`,
+  :func:`labelled_fraction`.
+* Files: boxes JSON and VOC XML, seed / label palette PNGs, tags JSON, class lists.
+"""
+from graphseg.data.classes import (
+    GRABCUT_CLASSES,
+    IGNORE,
+    MSRC_STUFF,
+    VOC_CLASSES,
+    read_classes,
+    voc_colormap,
+    voc_palette,
+)
+from graphseg.data.dataset import ImageDataset
+from graphseg.data.folder import MaskFolderDataset
+from graphseg.data.formats import (
+    read_boxes_json,
+    read_seeds,
+    read_tags_json,
+    read_voc_xml,
+    write_boxes_json,
+    write_label_png,
+    write_tags_json,
+    write_voc_xml,
+)
+from graphseg.data.grabcut import GrabCutDataset
+from graphseg.data.layouts import LAYOUTS, detect_layout, open_dataset, sample_root
+from graphseg.data.msrc import MSRCDataset
+from graphseg.data.planetoid import load_planetoid
+from graphseg.data.sample import Sample, check_boxes
+from graphseg.data.voc import VOCDataset, write_voc_sample
+from graphseg.data.weak_labels import (
+    boxes_from_labels,
+    boxes_to_seeds,
+    labelled_fraction,
+    points_from_labels,
+    scribbles_from_labels,
+    tags_from_labels,
+)
+
+__all__ = [
+    "GRABCUT_CLASSES", "IGNORE", "LAYOUTS", "MSRC_STUFF", "VOC_CLASSES",
+    "GrabCutDataset", "ImageDataset", "MSRCDataset", "MaskFolderDataset", "Sample",
+    "VOCDataset", "boxes_from_labels", "boxes_to_seeds", "check_boxes", "detect_layout",
+    "labelled_fraction", "load_planetoid", "open_dataset", "points_from_labels",
+    "read_boxes_json", "read_classes", "sample_root", "read_seeds", "read_tags_json", "read_voc_xml",
+    "scribbles_from_labels", "tags_from_labels", "voc_colormap", "voc_palette",
+    "write_boxes_json", "write_label_png", "write_tags_json", "write_voc_sample",
+    "write_voc_xml",
+]

@@ -1,0 +1,88 @@
+"""The base of every image reader: a lazy, indexable list of :class:`Sample`.
+
+Samples are read on access, so a dataset of any size costs only its file list.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from graphseg.data.sample import Sample
+from graphseg.utils.io import read_image, read_label_map
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+def find_file(folder: Path, stem: str, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> Path:
+    """``folder/stem.<suffix>`` for the first suffix that exists, or raise naming it."""
+    for suffix in suffixes:
+        path = folder / f"{stem}{suffix}"
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"{folder / stem}{{{','.join(suffixes)}}}: no such file")
+
+
+def read_split(path: Path) -> List[str]:
+    """Image stems listed one per line in a split file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such split file")
+    return [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+
+
+def stems(folder: Path, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> List[str]:
+    """Sorted stems of the files in ``folder`` with one of ``suffixes``."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    return sorted(p.stem for p in folder.iterdir() if p.suffix.lower() in suffixes)
+
+
+def read_pair(image_path: Path,
+              label_path: Optional[Path]) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Read an image and its label map and check that their sizes agree."""
+    image = read_image(image_path)
+    if label_path is None:
+        return image, None
+    label = read_label_map(label_path)
+    if label.shape != image.shape[:2]:
+        raise ValueError(f"{label_path}: label map is {label.shape[1]}x{label.shape[0]} but "
+                         f"{image_path.name} is {image.shape[1]}x{image.shape[0]}")
+    return image, label
+
+
+class ImageDataset(Sequence[Sample]):
+    """A list of image stems read into :class:`Sample` on access.
+
+    Attributes:
+        root: the dataset folder.
+        names: image stems in order.
+        classes: class names in index order.
+        background: class indices that play background (for boxes, points, tags).
+    """
+
+    classes: Tuple[str, ...] = ()
+    background: Tuple[int, ...] = (0,)
+
+    def __init__(self, root, names: Sequence[str]):
+        self.root = Path(root)
+        self.names = list(names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index) -> Sample:
+        if isinstance(index, slice):
+            raise TypeError("index a dataset with an int; use .names for slicing")
+        return self.load(self.names[index])
+
+    def __iter__(self) -> Iterator[Sample]:
+        return (self.load(name) for name in self.names)
+
+    def load(self, name: str) -> Sample:
+        """Read the sample with stem ``name``."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.root)!r}, {len(self)} images)"

@@ -1,0 +1,212 @@
+"""Weak-label and annotation files, one per image named after the image's stem.
+
+* Boxes as JSON, ``STEM.json``: ``[{"label": 1, "box": [x1, y1, x2, y2]}, ...]``;
+  ``label`` is a class index, or a class name resolved through a classes list.
+  Coordinates are half-open pixels (the box covers ``x1 <= x < x2``).
+* Boxes as PASCAL VOC XML (``Annotations/STEM.xml``): ``<object><name>`` and
+  ``<bndbox>`` with VOC's 1-based inclusive corners; reading converts
+  ``(xmin, ymin, xmax, ymax)`` to ``(xmin - 1, ymin - 1, xmax, ymax)``, writing
+  does the reverse.
+* Scribbles, points and label maps as uint8 palette PNGs (``STEM.png``): class
+  index per pixel, 255 = unlabelled, VOC colour map for display.
+* Image-level tags as JSON, ``STEM.json``: ``{"tags": [3, 11], "names": [...]}``.
+"""
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from graphseg.data.classes import IGNORE, class_index, voc_palette
+from graphseg.data.sample import check_boxes
+from graphseg.utils.io import atomic_open, read_label_map, write_json, write_png
+
+PathLike = Union[str, Path]
+
+
+def _resolve(label, classes: Optional[Sequence[str]], source: str) -> int:
+    if isinstance(label, bool) or not isinstance(label, (int, str)):
+        raise ValueError(f"{source}: label must be a class index or name, got {label!r}")
+    if isinstance(label, str):
+        if classes is None:
+            raise ValueError(f"{source}: label {label!r} is a name; pass the classes file "
+                             "to resolve names")
+        index = class_index(classes).get(label)
+        if index is None:
+            raise ValueError(f"{source}: unknown class {label!r}; known: {', '.join(classes)}")
+        return index
+    if label < 0 or label >= IGNORE or (classes is not None and label >= len(classes)):
+        top = len(classes) - 1 if classes is not None else IGNORE - 1
+        raise ValueError(f"{source}: class index {label} outside 0..{top}")
+    return label
+
+
+def read_boxes_json(path: PathLike, classes: Optional[Sequence[str]] = None,
+                    shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
+    """Read a boxes JSON file.
+
+    Args:
+        path: ``STEM.json`` holding a list of ``{"label": ..., "box": [x1, y1, x2, y2]}``.
+        classes: class names, to resolve string labels and bound indices.
+        shape: image ``(H, W)``; when given, boxes are checked and clipped to it
+            (see :func:`graphseg.data.check_boxes`).
+
+    Returns:
+        np.ndarray: ``(N, 5)`` int64 ``(class, x1, y1, x2, y2)``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such boxes file")
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from error
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: expected a JSON list of {{\"label\", \"box\"}} objects")
+    rows = []
+    for i, entry in enumerate(entries):
+        where = f"{path} entry {i}"
+        box = entry.get("box") if isinstance(entry, dict) else None
+        if (not isinstance(box, list) or len(box) != 4
+                or not all(isinstance(v, (int, float)) for v in box)):
+            raise ValueError(f"{where}: expected \"box\": [x1, y1, x2, y2] numbers, got {box!r}")
+        rows.append([_resolve(entry.get("label"), classes, where), *box])
+    boxes = np.array(rows, dtype=np.float64).reshape(-1, 5)
+    return check_boxes(boxes, shape, str(path))
+
+
+def write_boxes_json(path: PathLike, boxes, classes: Optional[Sequence[str]] = None) -> None:
+    """Write ``(N, 5)`` boxes as JSON (atomically); adds ``"name"`` when classes are known."""
+    entries = []
+    for row in np.asarray(boxes, dtype=np.int64).reshape(-1, 5).tolist():
+        entry = {"label": row[0], "box": row[1:]}
+        if classes is not None:
+            entry["name"] = classes[row[0]]
+        entries.append(entry)
+    write_json(path, entries)
+
+
+def read_voc_xml(path: PathLike, classes: Sequence[str],
+                 shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
+    """Read the boxes of a PASCAL VOC annotation XML.
+
+    Args:
+        path: ``Annotations/STEM.xml``.
+        classes: class names; each ``<object><name>`` must be one of them.
+        shape: image ``(H, W)`` to check and clip against; defaults to the file's
+            ``<size>``.
+
+    Returns:
+        np.ndarray: ``(N, 5)`` int64 half-open boxes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such annotation file")
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as error:
+        raise ValueError(f"{path}: not valid XML ({error})") from error
+    if shape is None and root.find("size") is not None:
+        size = root.find("size")
+        shape = (int(size.findtext("height")), int(size.findtext("width")))
+    rows = []
+    for i, obj in enumerate(root.iter("object")):
+        where = f"{path} object {i}"
+        box = obj.find("bndbox")
+        try:
+            corners = [float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")]
+        except (AttributeError, TypeError, ValueError) as error:
+            raise ValueError(f"{where}: needs <bndbox> with numeric xmin ymin xmax ymax") \
+                from error
+        label = _resolve((obj.findtext("name") or "").strip(), classes, where)
+        rows.append([label, round(corners[0]) - 1, round(corners[1]) - 1,
+                     round(corners[2]), round(corners[3])])
+    return check_boxes(np.array(rows).reshape(-1, 5), shape, str(path))
+
+
+def write_voc_xml(path: PathLike, boxes, classes: Sequence[str], shape: Tuple[int, int],
+                  filename: str) -> None:
+    """Write boxes as a PASCAL VOC annotation XML (atomically).
+
+    Args:
+        path: destination ``.xml``.
+        boxes: ``(N, 5)`` half-open boxes.
+        classes: class names, for ``<name>``.
+        shape: image ``(H, W)``.
+        filename: the image's file name, for ``<filename>``.
+    """
+    root = ET.Element("annotation")
+    ET.SubElement(root, "filename").text = filename
+    size = ET.SubElement(root, "size")
+    for key, value in (("width", shape[1]), ("height", shape[0]), ("depth", 3)):
+        ET.SubElement(size, key).text = str(value)
+    ET.SubElement(root, "segmented").text = "1"
+    for label, x1, y1, x2, y2 in np.asarray(boxes, dtype=np.int64).reshape(-1, 5).tolist():
+        obj = ET.SubElement(root, "object")
+        ET.SubElement(obj, "name").text = classes[label]
+        ET.SubElement(obj, "difficult").text = "0"
+        box = ET.SubElement(obj, "bndbox")
+        for key, value in (("xmin", x1 + 1), ("ymin", y1 + 1), ("xmax", x2), ("ymax", y2)):
+            ET.SubElement(box, key).text = str(value)
+    ET.indent(root)
+    with atomic_open(path, "wb") as file:
+        ET.ElementTree(root).write(file, encoding="utf-8", xml_declaration=False)
+
+
+def write_label_png(path: PathLike, label: np.ndarray) -> None:
+    """Write a class-index map (label map, scribbles, points) as a VOC palette PNG.
+
+    Args:
+        path: destination ``.png``.
+        label: ``(H, W)`` uint8 class indices, 255 = ignore / unlabelled.
+    """
+    label = np.asarray(label)
+    if label.dtype != np.uint8 or label.ndim != 2:
+        raise ValueError(f"{path}: label map must be an (H, W) uint8 array, "
+                         f"got {label.dtype} {label.shape}")
+    write_png(path, label, palette=voc_palette())
+
+
+def read_seeds(path: PathLike, num_classes: Optional[int] = None) -> np.ndarray:
+    """Read a scribble / point / label PNG and check its class indices.
+
+    Args:
+        path: ``STEM.png``, uint8 class indices, 255 = unlabelled.
+        num_classes: when given, every value must be < ``num_classes`` or 255.
+
+    Returns:
+        np.ndarray: ``(H, W)`` uint8.
+    """
+    label = read_label_map(path)
+    if num_classes is not None:
+        bad = np.unique(label[(label >= num_classes) & (label != IGNORE)])
+        if bad.size:
+            raise ValueError(f"{path}: class ids {bad.tolist()} >= num_classes "
+                             f"({num_classes}); only 255 may exceed it")
+    return label
+
+
+def write_tags_json(path: PathLike, tags: Sequence[int],
+                    classes: Optional[Sequence[str]] = None) -> None:
+    """Write image-level tags as ``{"tags": [...], "names": [...]}`` (atomically)."""
+    value = {"tags": [int(t) for t in tags]}
+    if classes is not None:
+        value["names"] = [classes[t] for t in value["tags"]]
+    write_json(path, value)
+
+
+def read_tags_json(path: PathLike, classes: Optional[Sequence[str]] = None) -> Tuple[int, ...]:
+    """Read image-level tags written by :func:`write_tags_json` (indices or names)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such tags file")
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from error
+    if not isinstance(value, dict) or not isinstance(value.get("tags"), list):
+        raise ValueError(f"{path}: expected {{\"tags\": [class, ...]}}")
+    return tuple(sorted(_resolve(t, classes, str(path)) for t in value["tags"]))

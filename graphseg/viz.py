@@ -1,0 +1,175 @@
+"""Side-by-side pictures: image, weak labels, prediction and ground truth.
+
+Class colours follow the PASCAL VOC colour map (:func:`graphseg.data.voc_colormap`)
+so the pictures match the palette PNGs graphseg writes.  Pixels labelled 255
+(ignore / unlabelled) are left uncoloured in overlays.  Drawn with Pillow only.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from scipy import ndimage
+
+from graphseg.data.classes import IGNORE, voc_colormap
+from graphseg.data.sample import check_boxes
+from graphseg.utils.io import write_png
+
+_TITLE = 22  # pixels above each panel for its title
+_GAP = 6     # pixels between panels
+
+
+def _font(size: int = 14):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def overlay(image: np.ndarray, label: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend class colours into an image; 255 pixels keep the image.
+
+    Args:
+        image: ``(H, W, 3)`` uint8.
+        label: ``(H, W)`` class indices, 255 = none.
+        alpha: colour weight in ``[0, 1]``.
+
+    Returns:
+        np.ndarray: ``(H, W, 3)`` uint8.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    label = _check_map(label, image.shape[:2], "label")
+    colours = voc_colormap()[label].astype(np.float64)
+    out = image.astype(np.float64)
+    known = label != IGNORE
+    out[known] = (1 - alpha) * out[known] + alpha * colours[known]
+    return out.round().astype(np.uint8)
+
+
+def _check_map(value, shape: Tuple[int, int], name: str) -> np.ndarray:
+    value = np.asarray(value)
+    if value.shape != tuple(shape):
+        raise ValueError(f"{name} is {value.shape[::-1]} (W x H) but the image is "
+                         f"{tuple(shape)[::-1]}")
+    if value.dtype != np.uint8:
+        raise ValueError(f"{name} must be uint8 class indices, got {value.dtype}")
+    return value
+
+
+def draw_weak_labels(image: np.ndarray, seeds: Optional[np.ndarray] = None, boxes=None,
+                     seed_radius: int = 2) -> np.ndarray:
+    """The image, dimmed, with seeds painted and box outlines drawn in class colours.
+
+    Args:
+        image: ``(H, W, 3)`` uint8.
+        seeds: ``(H, W)`` scribbles / points (255 = unlabelled).
+        boxes: ``(N, 5)`` half-open boxes.
+        seed_radius: seeds are thickened by this many pixels so single clicks show.
+
+    Returns:
+        np.ndarray: ``(H, W, 3)`` uint8.
+    """
+    colours = voc_colormap()
+    canvas = (image.astype(np.float64) * 0.6).round().astype(np.uint8)
+    if seeds is not None:
+        seeds = _check_map(seeds, image.shape[:2], "seeds")
+        # paint larger classes first so a thickened click stays on top of a scribble
+        for cls in sorted(np.unique(seeds[seeds != IGNORE]),
+                          key=lambda c: -int((seeds == c).sum())):
+            mask = seeds == cls
+            if seed_radius:
+                mask = ndimage.binary_dilation(mask, iterations=seed_radius)
+            canvas[mask] = colours[cls]
+    picture = Image.fromarray(canvas)
+    if boxes is not None and len(boxes):
+        draw = ImageDraw.Draw(picture)
+        for cls, x1, y1, x2, y2 in check_boxes(boxes, image.shape[:2], "boxes").tolist():
+            draw.rectangle([x1, y1, x2 - 1, y2 - 1], outline=tuple(colours[cls].tolist()),
+                           width=3)
+    return np.asarray(picture)
+
+
+def render_panels(image: np.ndarray, seeds: Optional[np.ndarray] = None, boxes=None,
+                  prediction: Optional[np.ndarray] = None,
+                  ground_truth: Optional[np.ndarray] = None,
+                  classes: Optional[Sequence[str]] = None, alpha: float = 0.5) -> np.ndarray:
+    """Image, weak labels, prediction and ground truth side by side, with a legend.
+
+    Panels for missing inputs are left out.  The legend lists every class that
+    appears in the seeds, boxes, prediction or ground truth.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        seeds: ``(H, W)`` uint8 scribbles or points, 255 = unlabelled.
+        boxes: ``(N, 5)`` ``(class, x1, y1, x2, y2)`` half-open boxes.
+        prediction: ``(H, W)`` uint8 predicted classes.
+        ground_truth: ``(H, W)`` uint8 true classes, 255 = ignore.
+        classes: class names for the legend (default: indices).
+        alpha: overlay colour weight in ``[0, 1]``.
+
+    Returns:
+        np.ndarray: ``(H', W', 3)`` uint8 picture.
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be (H, W, 3) uint8, got {image.dtype} {image.shape}")
+    panels: List[Tuple[str, np.ndarray]] = [("image", image)]
+    if seeds is not None or (boxes is not None and len(boxes)):
+        panels.append(("weak labels", draw_weak_labels(image, seeds, boxes)))
+    if prediction is not None:
+        panels.append(("prediction", overlay(image, prediction, alpha)))
+    if ground_truth is not None:
+        panels.append(("ground truth", overlay(image, ground_truth, alpha)))
+    present = set()
+    for value in (seeds, prediction, ground_truth):
+        if value is not None:
+            present.update(int(c) for c in np.unique(value) if c != IGNORE)
+    if boxes is not None and len(boxes):
+        present.update(int(c) for c in np.asarray(boxes)[:, 0])
+    return _compose(panels, sorted(present), classes)
+
+
+def _compose(panels, present: Sequence[int], classes: Optional[Sequence[str]]) -> np.ndarray:
+    height, width = panels[0][1].shape[:2]
+    font, colours = _font(), voc_colormap()
+    names = [classes[c] if classes is not None and c < len(classes) else str(c)
+             for c in present]
+    entries = [(tuple(colours[c].tolist()), name) for c, name in zip(present, names)]
+    total_width = len(panels) * width + (len(panels) - 1) * _GAP
+    # lay the legend out in rows that fit the picture's width
+    rows, row, x = [], [], 8
+    for colour, name in entries:
+        entry_width = 24 + int(font.getlength(name)) + 16
+        if row and x + entry_width > total_width:
+            rows.append(row)
+            row, x = [], 8
+        row.append((x, colour, name))
+        x += entry_width
+    if row:
+        rows.append(row)
+    legend_height = 10 + 22 * len(rows)
+    canvas = Image.new("RGB", (total_width, _TITLE + height + legend_height), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (title, panel) in enumerate(panels):
+        left = i * (width + _GAP)
+        canvas.paste(Image.fromarray(panel), (left, _TITLE))
+        draw.text((left + 4, 3), title, fill="black", font=font)
+    for r, entries_in_row in enumerate(rows):
+        top = _TITLE + height + 6 + 22 * r
+        for x, colour, name in entries_in_row:
+            draw.rectangle([x, top, x + 16, top + 16], fill=colour, outline="black")
+            draw.text((x + 22, top), name, fill="black", font=font)
+    return np.asarray(canvas)
+
+
+def save_panels(path, image: np.ndarray, **kwargs) -> None:
+    """:func:`render_panels` written to ``path`` as a PNG (atomically).
+
+    Args:
+        path: destination ``.png``.
+        image: ``(H, W, 3)`` uint8.
+        **kwargs: as for :func:`render_panels`.
+    """
+    write_png(path, render_panels(image, **kwargs))

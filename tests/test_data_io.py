@@ -1,0 +1,112 @@
+"""Image / label reading policy, atomic writes, annotation file formats."""
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from graphseg.data import (
+    VOC_CLASSES,
+    check_boxes,
+    read_boxes_json,
+    read_classes,
+    read_seeds,
+    read_tags_json,
+    read_voc_xml,
+    write_boxes_json,
+    write_label_png,
+    write_tags_json,
+    write_voc_xml,
+)
+from graphseg.utils.io import atomic_open, read_image, read_label_map
+
+
+def test_image_policy_converts_grey_and_rgba_rejects_16_bit(tmp_path):
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    rgb = read_image(tmp_path / "grey.png")
+    assert rgb.shape == (3, 4, 3) and (rgb == grey[..., None]).all()
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 10
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    assert read_image(tmp_path / "rgba.png")[..., 0].tolist() == [[200, 200], [200, 200]]
+    Image.fromarray(np.full((2, 2), 4000, np.uint16)).save(tmp_path / "deep.png")
+    with pytest.raises(ValueError, match=r"deep.png: I;16.*not supported"):
+        read_image(tmp_path / "deep.png")
+
+
+def test_missing_and_unreadable_files_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.jpg: no such file"):
+        read_image(tmp_path / "nope.jpg")
+    (tmp_path / "junk.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="junk.png: cannot read as an image"):
+        read_label_map(tmp_path / "junk.png")
+
+
+def test_label_map_policy(tmp_path):
+    Image.fromarray(np.array([[1, 300]], np.uint16)).save(tmp_path / "wide.png")
+    with pytest.raises(ValueError, match=r"wide.png: 16-bit label map holds values in \[1, 300\]"):
+        read_label_map(tmp_path / "wide.png")
+    Image.fromarray(np.array([[1, 255]], np.uint16)).save(tmp_path / "ok16.png")
+    assert read_label_map(tmp_path / "ok16.png").tolist() == [[1, 255]]
+    Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(tmp_path / "colour.png")
+    with pytest.raises(ValueError, match="colour.png: label maps must be single-channel"):
+        read_label_map(tmp_path / "colour.png")
+
+
+def test_palette_png_round_trip_keeps_indices(tmp_path):
+    label = np.array([[0, 1, 20], [255, 3, 3]], np.uint8)
+    write_label_png(tmp_path / "a.png", label)
+    assert Image.open(tmp_path / "a.png").mode == "P"
+    assert Image.open(tmp_path / "a.png").getpalette()[3:6] == [128, 0, 0]
+    np.testing.assert_array_equal(read_seeds(tmp_path / "a.png", 21), label)
+    with pytest.raises(ValueError, match=r"a.png: class ids \[20\] >= num_classes \(4\)"):
+        read_seeds(tmp_path / "a.png", 4)
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_open(target, "w") as file:
+            file.write("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_boxes_json_round_trip_names_and_errors(tmp_path):
+    boxes = np.array([[1, 2, 3, 10, 12], [15, 0, 0, 5, 5]])
+    write_boxes_json(tmp_path / "x.json", boxes, VOC_CLASSES)
+    np.testing.assert_array_equal(read_boxes_json(tmp_path / "x.json"), boxes)
+    (tmp_path / "n.json").write_text(json.dumps([{"label": "person", "box": [0, 0, 4, 4]}]))
+    assert read_boxes_json(tmp_path / "n.json", VOC_CLASSES)[0].tolist() == [15, 0, 0, 4, 4]
+    with pytest.raises(ValueError, match="pass the classes file"):
+        read_boxes_json(tmp_path / "n.json")
+    (tmp_path / "e.json").write_text(json.dumps([{"label": 1, "box": [5, 0, 5, 4]}]))
+    with pytest.raises(ValueError, match=r"e.json: empty box \[5, 0, 5, 4\]"):
+        read_boxes_json(tmp_path / "e.json")
+    (tmp_path / "c.json").write_text(json.dumps([{"label": 1, "box": [-3, 0, 25, 4]}]))
+    with pytest.warns(UserWarning, match=r"c.json: box .* clipped to \[0, 0, 20, 4\]"):
+        clipped = read_boxes_json(tmp_path / "c.json", shape=(10, 20))
+    assert clipped.tolist() == [[1, 0, 0, 20, 4]]
+
+
+def test_box_fully_outside_is_an_error():
+    with pytest.raises(ValueError, match="lies outside the 10x10 image"):
+        check_boxes([[1, 12, 0, 15, 5]], (10, 10), "b")
+
+
+def test_voc_xml_round_trip_uses_one_based_corners(tmp_path):
+    boxes = np.array([[12, 0, 4, 30, 20]])
+    write_voc_xml(tmp_path / "a.xml", boxes, VOC_CLASSES, (40, 50), "a.jpg")
+    text = (tmp_path / "a.xml").read_text()
+    assert "<xmin>1</xmin>" in text and "<name>dog</name>" in text
+    np.testing.assert_array_equal(read_voc_xml(tmp_path / "a.xml", VOC_CLASSES), boxes)
+
+
+def test_tags_and_classes_files(tmp_path):
+    write_tags_json(tmp_path / "t.json", [3, 7], VOC_CLASSES)
+    assert read_tags_json(tmp_path / "t.json") == (3, 7)
+    (tmp_path / "classes.txt").write_text("bg\n\nobject\n")
+    assert read_classes(tmp_path / "classes.txt") == ("bg", "object")
