@@ -58,12 +58,7 @@ def read_boxes_json(path: PathLike, classes: Optional[Sequence[str]] = None,
         np.ndarray: ``(N, 5)`` int64 ``(class, x1, y1, x2, y2)``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such boxes file")
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from error
+    entries = _read_json(path, "boxes")
     if not isinstance(entries, list):
         raise ValueError(f"{path}: expected a JSON list of {{\"label\", \"box\"}} objects")
     rows = []
@@ -201,12 +196,17 @@ def write_tags_json(path: PathLike, tags: Sequence[int],
 def read_tags_json(path: PathLike, classes: Optional[Sequence[str]] = None) -> Tuple[int, ...]:
     """Read image-level tags written by :func:`write_tags_json` (indices or names)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such tags file")
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from error
+    value = _read_json(path, "tags")
     if not isinstance(value, dict) or not isinstance(value.get("tags"), list):
         raise ValueError(f"{path}: expected {{\"tags\": [class, ...]}}")
     return tuple(sorted(_resolve(t, classes, str(path)) for t in value["tags"]))
+
+
+def _read_json(path: Path, what: str):
+    """Parse a JSON file, naming the file in every error."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such {what} file")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from error
