@@ -44,8 +44,9 @@ for h, w, r, window, f in [(6, 7, 2, "disk", 70), (3, 4, 4, "square", 5), (9, 5,
                 (out * ramp).sum().backward()
                 results.append([out, alpha, x.grad, weight.grad, coef.grad])
             key = f"{h}x{w} r{r} {window} F={f} {negative} loops={add_self_loops}"
-            # relative to the largest value: float32 sums in another order
-            errors[key] = [float((a - b).abs().max() / a.abs().max().clamp_min(1e-12))
+            # float32 sums in another order: relative to the largest value, or absolute
+            # below 1 (grad w is a sum of many terms that nearly cancel)
+            errors[key] = [float((a - b).abs().max() / a.abs().max().clamp_min(1.0))
                            for a, b in zip(*results)]
 print(json.dumps(errors))
 """
@@ -65,7 +66,7 @@ def assert_close(errors: dict, tolerance: float) -> None:
     names = ["out", "alpha", "grad x", "grad weight", "grad w"]
     for case, values in errors.items():
         for name, value in zip(names, values):
-            assert value < tolerance, f"{case}: {name} differs by {value} (relative)"
+            assert value < tolerance, f"{case}: {name} differs by {value} (relative to max(|value|, 1))"
 
 
 def test_triton_kernels_match_shifts_in_the_interpreter():
