@@ -1,0 +1,31 @@
+"""benchmarks/layer_speed.py runs end to end on a tiny setting."""
+import importlib.util
+import json
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "layer_speed.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("layer_speed", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_layer_speed_tiny_run_writes_table_and_json(tmp_path, capsys):
+    out = tmp_path / "speed.json"
+    code = load_script().main(["--sizes", "8", "--windows", "disk5", "--features", "8",
+                               "--layers", "grid", "csr", "AGNNConv", "--no-cora",
+                               "--repeats", "1", "--json", str(out)])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "AffinityAttentionConv (grid)" in table and "machine:" in table
+    report = json.loads(out.read_text())
+    results = {(r["case"]["layer"], r["case"]["impl"]): r for r in report["results"]}
+    assert set(results) == {("AffinityAttentionConv", "grid"), ("AffinityAttentionConv", "csr"),
+                            ("AGNNConv", "")}
+    for result in results.values():
+        assert "error" not in result, result
+        assert result["nodes"] == 64 and result["seconds"] > 0 and result["peak_mb"] > 0
+    assert report["machine"]["torch"]
