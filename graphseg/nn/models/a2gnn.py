@@ -7,8 +7,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.typing import Adj, OptTensor
 
+from torch_geometric.nn import AGNNConv, GATConv, GCNConv
+
+from graphseg.graph.adjacency import CSRAdjacency, GridAdjacency
 from graphseg.nn.conv.affinity_attention_conv import AffinityAttentionConv
-from graphseg.utils.checks import check_positive_int
+from graphseg.utils.checks import check_choice, check_positive_int
+
+LAYERS = ("a2gnn", "gcn", "gat", "agnn")
 
 
 class A2GNNOutput(NamedTuple):
@@ -33,6 +38,11 @@ class A2GNN(nn.Module):
     :class:`~graphseg.nn.AffinityAttentionConv` (Eq. 3.18).  Nothing sits
     between the attention layers, as in the authors' release.
 
+    ``layer`` swaps the propagation layers for PyG's ``GCNConv`` (with the
+    edge weights), ``GATConv`` (one head) or ``AGNNConv`` in the same
+    architecture, the comparison of the thesis' Fig. 3.7.  Those take an
+    ``edge_index`` (a ``GridAdjacency`` / ``CSRAdjacency`` is converted).
+
     Args:
         in_channels (int): node feature size :math:`D`.
         num_classes (int): output classes (background included).
@@ -45,6 +55,8 @@ class A2GNN(nn.Module):
         add_self_loops (bool, optional): see the layer. (default: ``True``)
         impl (str, optional): the layers' implementation, see
             :class:`~graphseg.nn.AffinityAttentionConv`. (default: ``"auto"``)
+        layer (str, optional): ``"a2gnn"``, ``"gcn"``, ``"gat"`` or ``"agnn"``.
+            (default: ``"a2gnn"``)
 
     Shapes:
         - **input:** node features :math:`(N, D)`, edge indices :math:`(2, E)`
@@ -65,7 +77,7 @@ class A2GNN(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, hidden_channels: int = 256,
                  num_layers: int = 3, dropout: float = 0.5, beta: float = 10.0,
                  negative: str = "gate", add_self_loops: bool = True,
-                 impl: str = "auto") -> None:
+                 impl: str = "auto", layer: str = "a2gnn") -> None:
         super().__init__()
         check_positive_int(in_channels, "in_channels")
         check_positive_int(num_classes, "num_classes")
@@ -74,11 +86,21 @@ class A2GNN(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.dropout = dropout
+        self.layer = check_choice(layer, "layer", LAYERS)
         self.embedding = nn.Linear(in_channels, hidden_channels, bias=False)
-        self.convs = nn.ModuleList(
-            AffinityAttentionConv(beta=beta, negative=negative, add_self_loops=add_self_loops,
-                                  impl=impl)
-            for _ in range(num_layers))
+
+        def make_conv():
+            if layer == "gcn":
+                return GCNConv(hidden_channels, hidden_channels, add_self_loops=add_self_loops)
+            if layer == "gat":
+                return GATConv(hidden_channels, hidden_channels, heads=1,
+                               add_self_loops=add_self_loops)
+            if layer == "agnn":
+                return AGNNConv(add_self_loops=add_self_loops)
+            return AffinityAttentionConv(beta=beta, negative=negative,
+                                         add_self_loops=add_self_loops, impl=impl)
+
+        self.convs = nn.ModuleList(make_conv() for _ in range(num_layers))
         self.classifier = nn.Linear(hidden_channels, num_classes)
 
     def reset_parameters(self) -> None:
@@ -90,11 +112,17 @@ class A2GNN(nn.Module):
     def forward(self, x: Tensor, edge_index: Adj, edge_weight: OptTensor = None) -> A2GNNOutput:
         h = F.relu(self.embedding(x))
         h = F.dropout(h, p=self.dropout, training=self.training)
+        if self.layer != "a2gnn" and isinstance(edge_index, (GridAdjacency, CSRAdjacency)):
+            edge_index, edge_weight = edge_index.to_edge_index()
         for conv in self.convs:
-            h = conv(h, edge_index, edge_weight)
+            if self.layer in ("a2gnn", "gcn"):
+                h = conv(h, edge_index, edge_weight)
+            else:  # GAT and AGNN take no edge weights
+                h = conv(h, edge_index)
         return A2GNNOutput(self.classifier(h), h)
 
     def __repr__(self) -> str:
+        layer = "" if self.layer == "a2gnn" else f", layer={self.layer!r}"
         return (f"{self.__class__.__name__}({self.embedding.in_features}, "
                 f"{self.classifier.out_features}, hidden_channels="
-                f"{self.embedding.out_features}, num_layers={len(self.convs)})")
+                f"{self.embedding.out_features}, num_layers={len(self.convs)}{layer})")
