@@ -23,7 +23,7 @@ from graphseg.graph.adjacency import CSRAdjacency, GridAdjacency
 from graphseg.ops.csr_attention import csr_attention
 from graphseg.ops.dense_attention import dense_attention
 from graphseg.ops.grid_attention import grid_attention
-from graphseg.ops.scores import NEGATIVE_MODES
+from graphseg.ops.scores import NEGATIVE_MODES, attention_logits
 from graphseg.utils.checks import (
     check_choice,
     check_edge_index,
@@ -171,8 +171,7 @@ class AffinityAttentionConv(MessagePassing):
                                  f"x has {num_nodes}")
             native = ("auto", "grid", "csr") if isinstance(adj, GridAdjacency) else ("auto", "csr")
             if impl in native:
-                out, attention = self._native(x, adj, impl)
-                return (out, attention) if return_attention_weights else out
+                return self._native(x, adj, impl, bool(return_attention_weights))
             edge_index, edge_weight = adj.to_edge_index()
             layout = None
         else:
@@ -217,7 +216,8 @@ class AffinityAttentionConv(MessagePassing):
                                             size=num_nodes)
         return out, (edge_index, alpha)
 
-    def _native(self, x: Tensor, adj: Union[GridAdjacency, CSRAdjacency], impl: str):
+    def _native(self, x: Tensor, adj: Union[GridAdjacency, CSRAdjacency], impl: str,
+                return_attention_weights: bool):
         """Run a kernel on ``adj`` itself; the attention comes back in ``adj``'s form."""
         if adj.device != x.device:
             raise ValueError(f"the adjacency is on {adj.device} but x is on {x.device}")
@@ -226,39 +226,38 @@ class AffinityAttentionConv(MessagePassing):
                 adj = CSRAdjacency.from_edge_index(*adj.to_edge_index(), adj.num_nodes,
                                                    add_self_loops=True)
             out, alpha = csr_attention(x, adj, self.w, self.beta, self.negative)
-            return out, adj.with_weight(alpha)
+            return (out, adj.with_weight(alpha)) if return_attention_weights else out
 
         if impl == "auto":  # measured on CPU: torch's CSR kernels beat shifts (README)
             impl = "csr" if x.device.type == "cpu" else "grid"
-        mask = adj.mask.clone()
-        if self.add_self_loops:
-            mask[adj.self_offset] = True
         if impl == "grid":
             out, alpha = grid_attention(x, adj, self.w, self.beta, self.negative,
                                         self.add_self_loops)
         else:
             out, alpha = csr_attention(x, adj.to_csr(self.add_self_loops), self.w, self.beta,
                                        self.negative)
+        if not return_attention_weights:
+            return out
+        if impl != "grid":
             alpha = adj.planes_from_edges(alpha, self.add_self_loops)
+        mask = adj.mask.clone()
+        if self.add_self_loops:
+            mask[adj.self_offset] = True
         return out, GridAdjacency(adj.height, adj.width, adj.offsets, mask, alpha)
 
     def edge_update(self, x_norm_i: Tensor, x_norm_j: Tensor, edge_weight: OptTensor,
                     edge_index_i: Tensor, edge_index_j: Tensor, ptr: OptTensor,
                     size_i: Optional[int]) -> Tensor:
         cos = (x_norm_i * x_norm_j).sum(dim=-1)
-        score = self.w * cos
+        is_self = edge_index_i == edge_index_j
+        logits, keep, _ = attention_logits(cos, edge_weight, self.w, self.beta, self.negative,
+                                           torch.ones_like(is_self), is_self)
         if self.negative == "gate":
-            if edge_weight is not None:
-                score = score + self.beta * (cos > 0).to(score.dtype) * edge_weight
-            return softmax(score, edge_index_i, ptr, size_i)
-
-        if edge_weight is not None:
-            score = score + self.beta * edge_weight
+            return softmax(logits, edge_index_i, ptr, size_i)
         # Dropped edges are removed before the softmax (not set to -inf), so a
         # node whose every edge is dropped gets zeros instead of NaN.
-        keep = (cos >= 0) | (edge_index_i == edge_index_j)
-        alpha = torch.zeros_like(score)
-        alpha[keep] = softmax(score[keep], edge_index_i[keep], None, size_i)
+        alpha = torch.zeros_like(logits)
+        alpha[keep] = softmax(logits[keep], edge_index_i[keep], None, size_i)
         return alpha
 
     def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
