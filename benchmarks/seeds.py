@@ -1,0 +1,239 @@
+"""Coverage and precision of graphseg's seeds next to the raw weak labels they come from.
+
+* GrabCut-13: the box (box fill) vs box seeds (GrabCut, band 0 = Eq. 3.2, and the
+  default eroded band); both human scribble sets vs their superpixel expansion.
+* MSRC-v2 val, weak labels synthesised from the ground truth with graphseg.data
+  (seeded): boxes, points (interior clicks), scribbles (full skeletons, 3 px),
+  and tags with a CAM classifier trained here on MSRC-v2 train (the default small
+  CNN, CPU, 112 px) unless ``--cam`` gives one.  The seven stuff classes are
+  background: they are mapped to label 0 (building, itself stuff) in the ground
+  truth and the seeds, so "background" is one class.
+* Tags rows: raw CAM argmax (every pixel), the same argmax cut per image to its
+  most confident pixels so that it has exactly the coverage of the reliable
+  regions ("matched"), M'_I (top 40% per class), the reliable regions (Eq. 2.7),
+  the CRF labels M_I, and the AffinityNet random walk of the CAM on colour
+  affinities; plus boxes fused with CAM (M_g, Eq. 3.4-3.5).
+
+Coverage: fraction of non-void ground-truth pixels that get a seed; precision:
+fraction of seeded (non-void) pixels whose seed is right; both pooled over pixels.
+
+    python benchmarks/seeds.py                   # about 4 minutes on 2 shared CPU cores
+    python benchmarks/seeds.py --quick --json out.json
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from graphseg import __version__
+from graphseg.data import (
+    GrabCutDataset,
+    MSRCDataset,
+    boxes_from_labels,
+    boxes_to_seeds,
+    points_from_labels,
+    scribbles_from_labels,
+)
+from graphseg.data.classes import IGNORE
+from graphseg.metrics import SeedQuality
+from graphseg.seeds import (
+    box_seeds,
+    cam_probabilities,
+    confident_box_seeds,
+    confident_labels,
+    crf_labels,
+    expand_seeds,
+    fuse_box_cam,
+    load_classifier,
+    multiscale_cam,
+    reliable_regions,
+    save_classifier,
+    small_cam_classifier,
+    train_cam_classifier,
+    walk_probabilities,
+)
+from graphseg.seeds.cam import _normalise
+from graphseg.utils.io import write_json
+
+DATA_DIR = Path(os.environ.get("GRAPHSEG_DATA",
+                               Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+class Table:
+    """Rows of (dataset, supervision, seeds, coverage, precision, labelled, seconds)."""
+
+    def __init__(self):
+        self.rows, self.quality, self.time = [], {}, {}
+
+    def add(self, dataset, supervision, kind, seeds, gt, seconds=0.0):
+        key = (dataset, supervision, kind)
+        self.quality.setdefault(key, SeedQuality(256)).update(seeds, gt)
+        self.time[key] = self.time.get(key, 0.0) + seconds
+
+    def finish(self):
+        for (dataset, supervision, kind), q in self.quality.items():
+            self.rows.append({"dataset": dataset, "supervision": supervision, "seeds": kind,
+                              "coverage": q.total_coverage(), "precision": q.total_precision(),
+                              "labelled": q.labelled_fraction(),
+                              "seconds": self.time[(dataset, supervision, kind)]})
+        return self.rows
+
+
+def timed(function, *args, **kwargs):
+    start = time.perf_counter()
+    return function(*args, **kwargs), time.perf_counter() - start
+
+
+def grabcut(table: Table, args) -> None:
+    dataset = GrabCutDataset(DATA_DIR / "grabcut")
+    names = dataset.names[:4] if args.quick else dataset.names
+    for name in names:
+        sample = dataset.load(name)
+        gt = sample.label
+        table.add("GrabCut-13", "box", "raw: box fill",
+                  boxes_to_seeds(sample.boxes, sample.shape), gt)
+        for band, kind in ((0.0, "GrabCut, Eq. 3.2 (band 0)"), (0.05, "GrabCut, band 0.05")):
+            seeds, seconds = timed(box_seeds, sample.image, sample.boxes, band=band, seed=args.seed)
+            table.add("GrabCut-13", "box", kind, seeds.labels, gt, seconds)
+        for annotator in (1, 2):
+            scribbles = dataset.scribbles(name, annotator)
+            table.add("GrabCut-13", f"scribbles{annotator}", "raw: scribbles", scribbles, gt)
+            seeds, seconds = timed(expand_seeds, sample.image, scribbles, 2)
+            table.add("GrabCut-13", f"scribbles{annotator}", "SLIC expansion", seeds.labels, gt,
+                      seconds)
+
+
+def cam_model(args, train, background):
+    if args.cam:
+        return load_classifier(args.cam)
+    objects = [c for c in range(len(train.classes)) if c not in background]
+    samples = list(train)[:60] if args.quick else list(train)
+    model = small_cam_classifier(objects, seed=args.seed)
+    start = time.perf_counter()
+    history = train_cam_classifier(model, [s.image for s in samples], [s.tags for s in samples],
+                                   epochs=5 if args.quick else args.epochs, seed=args.seed)
+    print(f"CAM classifier: {len(samples)} MSRC-v2 train images, final loss {history[-1]:.4f}, "
+          f"{time.perf_counter() - start:.0f} s")
+    if args.save_cam:
+        save_classifier(model, args.save_cam)
+    return model
+
+
+def matched(labels: np.ndarray, confidence: np.ndarray, count: int) -> np.ndarray:
+    """``labels`` cut to its ``count`` most confident pixels."""
+    out = np.full(labels.shape, IGNORE, dtype=np.uint8)
+    order = np.argsort(-confidence, axis=None, kind="stable")[:count]
+    out.flat[order] = labels.flat[order]
+    return out
+
+
+def msrc(table: Table, args) -> None:
+    val = MSRCDataset(DATA_DIR / "msrc_v2", "val")
+    background = val.background
+    stuff = np.zeros(256, dtype=np.uint8)
+    stuff[:] = np.arange(256)
+    stuff[list(background)] = 0  # every stuff class becomes background 0 (= building, stuff)
+    model = cam_model(args, MSRCDataset(DATA_DIR / "msrc_v2", "train"), background)
+    names = val.names[:15] if args.quick else val.names
+    for i, name in enumerate(names):
+        sample = val.load(name)
+        gt, image, seed = stuff[sample.label], sample.image, args.seed * 100_003 + i
+        boxes = boxes_from_labels(sample.label, background=background)
+        table.add("MSRC-v2 val", "boxes", "raw: box fill", boxes_to_seeds(boxes, sample.shape), gt)
+        boxed, seconds = timed(box_seeds, image, boxes, seed=args.seed)
+        table.add("MSRC-v2 val", "boxes", "GrabCut, band 0.05", boxed.labels, gt, seconds)
+        for kind, raw in (("points", points_from_labels(sample.label, seed=seed)),
+                          ("scribbles", scribbles_from_labels(sample.label, seed=seed))):
+            raw = stuff[raw]
+            table.add("MSRC-v2 val", kind, f"raw: {kind}", raw, gt)
+            seeds, seconds = timed(expand_seeds, image, raw)
+            table.add("MSRC-v2 val", kind, "SLIC expansion", seeds.labels, gt, seconds)
+
+        start = time.perf_counter()
+        cam = multiscale_cam(model, image)
+        probs, ids = cam_probabilities(cam, sample.tags, model.classes, 0, args.gamma)
+        lookup = np.asarray(ids, dtype=np.uint8)
+        raw, confidence = lookup[probs.argmax(axis=0)], _normalise(probs).max(axis=0)
+        cam_seconds = time.perf_counter() - start
+        reliable, seconds = timed(reliable_regions, image, probs, ids)
+        crf = crf_labels(image, _normalise(probs), ids)
+        table.add("MSRC-v2 val", "tags", "raw: CAM argmax", raw, gt, cam_seconds)
+        table.add("MSRC-v2 val", "tags", "raw: CAM argmax, matched coverage",
+                  matched(raw, confidence, int((reliable.labels != IGNORE).sum())), gt)
+        confident = confident_labels(raw, probs.max(axis=0))
+        table.add("MSRC-v2 val", "tags", "M'_I top 40% (Eq. 2.6)", confident, gt)
+        table.add("MSRC-v2 val", "tags", "reliable regions (Eq. 2.7)", reliable.labels, gt,
+                  cam_seconds + seconds)
+        table.add("MSRC-v2 val", "tags", "CRF labels M_I (Eq. 2.5)", crf.labels, gt)
+        walked, seconds = timed(walk_probabilities, image, probs, ids)
+        table.add("MSRC-v2 val", "tags", "random walk (beta 8, t 64)", walked.labels, gt, seconds)
+        tags_of_boxes = sorted(set(boxes[:, 0].tolist()))
+        probs_b, ids_b = cam_probabilities(cam, tags_of_boxes, model.classes, 0, args.gamma)
+        m_i = crf_labels(image, _normalise(probs_b), ids_b).labels
+        m_i_conf = confident_labels(np.asarray(ids_b, np.uint8)[probs_b.argmax(axis=0)],
+                                    probs_b.max(axis=0))
+        box_plain = box_seeds(image, boxes, band=0.0, seed=args.seed).labels
+        fused = fuse_box_cam(box_plain, boxes, m_i).labels
+        table.add("MSRC-v2 val", "boxes", "box + CAM M_F (Eq. 3.4)", fused, gt)
+        table.add("MSRC-v2 val", "boxes", "box + CAM M_g (Eq. 3.5)",
+                  confident_box_seeds(fused, boxes, m_i_conf).labels, gt)
+
+
+def environment(args) -> dict:
+    def version(name):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return {"graphseg": __version__, "python": platform.python_version(),
+            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "numpy": np.__version__,
+            "opencv": version("opencv-python-headless"), "pydensecrf2": version("pydensecrf2"),
+            "scikit-image": version("scikit-image"), "seed": args.seed, "quick": args.quick}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="4 GrabCut and 15 MSRC-v2 images, a 5-epoch CAM on 60 images")
+    parser.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cam", metavar="CHECKPOINT", help="use this CAM classifier")
+    parser.add_argument("--save-cam", metavar="PATH", help="save the trained CAM classifier")
+    parser.add_argument("--epochs", type=int, default=20, help="CAM training epochs (20)")
+    parser.add_argument("--gamma", type=float, default=6.0, help="CAM background decay (6)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: on a shared machine OpenMP's spinning makes "
+                             "more threads much slower)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if not DATA_DIR.is_dir():
+        raise SystemExit(f"data kit not found at {DATA_DIR} (set GRAPHSEG_DATA)")
+    env = environment(args)
+    print(" ".join(f"{k}={v}" for k, v in env.items()))
+    table, start = Table(), time.perf_counter()
+    grabcut(table, args)
+    msrc(table, args)
+    rows = table.finish()
+    print(f"\n{'dataset':<12} {'supervision':<11} {'seeds':<36} {'coverage':>8} "
+          f"{'precision':>9} {'labelled':>8} {'s':>6}")
+    for row in rows:
+        print(f"{row['dataset']:<12} {row['supervision']:<11} {row['seeds']:<36} "
+              f"{100 * row['coverage']:7.2f}% {100 * row['precision']:8.2f}% "
+              f"{100 * row['labelled']:7.2f}% {row['seconds']:6.1f}")
+    print(f"total {time.perf_counter() - start:.0f} s")
+    if args.json:
+        write_json(args.json, {"environment": env, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""Seeds from bounding boxes: GrabCut inside every box, background outside
+(thesis Eq. 3.2-3.3), fusion with CAM seeds (Eq. 3.4) and confident selection (Eq. 3.5).
+
+Boxes are ``(class, x1, y1, x2, y2)`` rows, half-open pixels
+(:func:`graphseg.data.check_boxes`): a box reaching outside the image is clipped
+with a warning, an empty or wholly outside box is an error.
+
+Rules (documented choices where the thesis is silent):
+
+* **Overlap.** Boxes are processed from the largest to the smallest, so a pixel
+  that several boxes' GrabCut call foreground takes the class of the *smallest*
+  such box (a small object in front of a big one is usually what lies on top).
+  A pixel inside boxes but foreground for none is unknown (255).
+* **Box-only precision** (``band > 0``, the default).  GrabCut's foreground is
+  eroded by a band of ``band * min(box width, box height)`` pixels (at least 1);
+  the band itself is unknown, because GrabCut's errors sit on its boundary.
+  ``band=0`` gives Eq. 3.2 exactly.
+* **Context.** GrabCut runs on the box plus a margin of half its size on each
+  side (cut to the image), whose pixels seed the background model.  A box
+  covering (almost) the whole image leaves too little context; then the outer
+  ring of the box, 5% of its size wide, seeds the background as *probable*
+  background, which GrabCut may still relabel.
+* **Tiny boxes.** Below :data:`MIN_BOX_AREA` pixels GrabCut's colour models
+  (five Gaussians each) cannot be fitted: the box is left unknown.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from graphseg.data.classes import IGNORE
+from graphseg.data.sample import check_boxes
+from graphseg.seeds.common import Seeds, check_image, check_seed_map
+from graphseg.utils.checks import check_positive_int
+
+MIN_BOX_AREA = 64       # pixels; smaller boxes stay unknown
+_MIN_CONTEXT = 64       # background pixels GrabCut needs to fit its background model
+
+
+def grabcut_box(image: np.ndarray, box: Sequence[int], iterations: int = 5,
+                seed: int = 0) -> np.ndarray:
+    """GrabCut foreground of one box (OpenCV, initialised from the box).
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        box: ``(x1, y1, x2, y2)`` half-open pixel box inside the image, at least
+            :data:`MIN_BOX_AREA` pixels.
+        iterations: GrabCut iterations, >= 1.
+        seed: OpenCV's random seed (GrabCut's k-means initialisation).
+
+    Returns:
+        np.ndarray: ``(y2 - y1, x2 - x1)`` bool, True where GrabCut says
+        (definite or probable) foreground.
+    """
+    image = check_image(image)
+    check_positive_int(iterations, "iterations")
+    height, width = image.shape[:2]
+    x1, y1, x2, y2 = (int(v) for v in box)
+    if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
+        raise ValueError(f"box {[x1, y1, x2, y2]} is empty or not inside the "
+                         f"{width}x{height} image")
+    if (x2 - x1) * (y2 - y1) < MIN_BOX_AREA:
+        raise ValueError(f"box {[x1, y1, x2, y2]} has fewer than {MIN_BOX_AREA} pixels; "
+                         "too small for GrabCut")
+    bw, bh = x2 - x1, y2 - y1
+    cx1, cy1 = max(0, x1 - bw // 2), max(0, y1 - bh // 2)
+    cx2, cy2 = min(width, x2 + bw // 2), min(height, y2 + bh // 2)
+    mask = np.full((cy2 - cy1, cx2 - cx1), cv2.GC_BGD, dtype=np.uint8)
+    inner = (slice(y1 - cy1, y2 - cy1), slice(x1 - cx1, x2 - cx1))
+    mask[inner] = cv2.GC_PR_FGD
+    if (mask == cv2.GC_BGD).sum() < _MIN_CONTEXT:
+        ring = max(1, math.ceil(0.05 * min(bw, bh)))
+        box_mask = mask[inner]
+        box_mask[:ring], box_mask[-ring:] = cv2.GC_PR_BGD, cv2.GC_PR_BGD
+        box_mask[:, :ring], box_mask[:, -ring:] = cv2.GC_PR_BGD, cv2.GC_PR_BGD
+    crop = cv2.cvtColor(image[cy1:cy2, cx1:cx2], cv2.COLOR_RGB2BGR)
+    models = (np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64))
+    cv2.setRNGSeed(int(seed))
+    cv2.grabCut(crop, mask, None, *models, iterations, cv2.GC_INIT_WITH_MASK)
+    inside = mask[inner]
+    return (inside == cv2.GC_FGD) | (inside == cv2.GC_PR_FGD)
+
+
+def _check_boxes(boxes, shape: Tuple[int, int], background: int) -> np.ndarray:
+    boxes = check_boxes(boxes, shape, "boxes")
+    if (boxes[:, 0] == background).any():
+        raise ValueError(f"boxes: a box has the background class {background}; boxes must "
+                         "name object classes")
+    return boxes
+
+
+def _largest_first(boxes: np.ndarray) -> np.ndarray:
+    areas = (boxes[:, 3] - boxes[:, 1]) * (boxes[:, 4] - boxes[:, 2])
+    return boxes[np.argsort(-areas, kind="stable")]
+
+
+def box_seeds(image: np.ndarray, boxes, background: int = 0, band: float = 0.05,
+              iterations: int = 5, seed: int = 0) -> Seeds:
+    """Box seeds M_B (Eq. 3.2-3.3): GrabCut foreground inside every box, background
+    outside every box, unknown (255) elsewhere.  See the module notes for
+    overlaps, the eroded band and tiny boxes.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        boxes: ``(N, 5)`` ``(class, x1, y1, x2, y2)`` half-open; may be empty
+            (then every pixel is background).
+        background: label of pixels outside every box.
+        band: width of the unknown band inside GrabCut's foreground border, as a
+            fraction of the box's shorter side, in ``[0, 0.5)``; 0 = Eq. 3.2.
+        iterations: GrabCut iterations.
+        seed: GrabCut's random seed.
+
+    Returns:
+        Seeds: the seed map (no scores).
+
+    >>> from graphseg.seeds import box_seeds
+    >>> image = np.zeros((40, 40, 3), dtype=np.uint8); image[12:28, 12:28] = 200
+    >>> labels = box_seeds(image, [[3, 8, 8, 32, 32]]).labels
+    >>> int(labels[0, 0]), int(labels[20, 20]), int(labels[9, 9])
+    (0, 3, 255)
+    """
+    image = check_image(image)
+    if not 0.0 <= float(band) < 0.5:
+        raise ValueError(f"band must be in [0, 0.5), got {band}")
+    boxes = _check_boxes(boxes, image.shape[:2], background)
+    labels = np.full(image.shape[:2], background, dtype=np.uint8)
+    for cls, x1, y1, x2, y2 in _largest_first(boxes):
+        region = labels[y1:y2, x1:x2]
+        if (x2 - x1) * (y2 - y1) < MIN_BOX_AREA:
+            region[region == background] = IGNORE
+            continue
+        foreground = grabcut_box(image, (x1, y1, x2, y2), iterations, seed)
+        if band > 0:
+            radius = max(1, round(band * min(x2 - x1, y2 - y1)))
+            # pad with foreground so the box edge itself does not erode a tight object
+            padded = np.pad(foreground, radius, mode="edge").astype(np.uint8)
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+            foreground = cv2.erode(padded, kernel)[radius:-radius, radius:-radius] > 0
+        # a larger box's foreground stays unless this (smaller) box claims the pixel
+        region[region == background] = IGNORE
+        region[foreground] = cls
+    return Seeds(labels)
+
+
+def _inside(boxes: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
+    inside = np.zeros(shape, dtype=bool)
+    for _, x1, y1, x2, y2 in boxes:
+        inside[y1:y2, x1:x2] = True
+    return inside
+
+
+def fuse_box_cam(box_labels: np.ndarray, boxes, cam_labels: np.ndarray,
+                 background: int = 0) -> Seeds:
+    """Fuse box seeds with CAM seeds: M_F of Eq. 3.4.
+
+    Outside every box: ``M_B``.  Inside: the CAM label where it equals ``M_B``;
+    where a box's class appears nowhere in the CAM labels inside that box, that
+    box's ``M_B`` (smaller boxes decide overlaps); else unknown.
+
+    Args:
+        box_labels: ``(H, W)`` uint8 M_B from :func:`box_seeds`.
+        boxes: the boxes ``box_labels`` was made from.
+        cam_labels: ``(H, W)`` uint8 M_I, e.g. :func:`graphseg.seeds.cam_seeds`
+            with ``method="crf"``.
+        background: the background label.
+
+    Returns:
+        Seeds: M_F (no scores).
+    """
+    box_labels = check_seed_map(box_labels, "box_labels")
+    cam_labels = check_seed_map(cam_labels, "cam_labels", box_labels.shape)
+    boxes = _check_boxes(boxes, box_labels.shape, background)
+    fused = np.full(box_labels.shape, IGNORE, dtype=np.uint8)
+    for cls, x1, y1, x2, y2 in _largest_first(boxes):
+        if cls not in cam_labels[y1:y2, x1:x2]:
+            mine = box_labels[y1:y2, x1:x2] == cls
+            fused[y1:y2, x1:x2][mine] = cls
+    agree = (box_labels == cam_labels) & (box_labels != IGNORE)
+    fused[agree] = box_labels[agree]
+    outside = ~_inside(boxes, box_labels.shape)
+    fused[outside] = box_labels[outside]
+    return Seeds(fused)
+
+
+def confident_box_seeds(fused: np.ndarray, boxes, confident_cam: np.ndarray,
+                        background: int = 0) -> Seeds:
+    """Confident seed selection M_g (Eq. 3.5), as graphseg reads it.
+
+    Read literally, Eq. 3.5 keeps M_F wherever M_F = M_B, which holds for every
+    known pixel of M_F, so it would change nothing.  graphseg keeps what the
+    equation is meant to keep: ``M_F`` outside the boxes (the background of
+    M_B), and inside a box the pixels where ``M_F`` agrees with the confident
+    CAM labels M'_I, except in boxes where M'_I has no pixel of the box's class:
+    there nothing could agree, so their M_F pixels are kept as they are.
+
+    Args:
+        fused: ``(H, W)`` uint8 M_F from :func:`fuse_box_cam`.
+        boxes: the boxes.
+        confident_cam: ``(H, W)`` uint8 M'_I (``cam_seeds(..., method="confident")``).
+        background: the background label.
+
+    Returns:
+        Seeds: M_g (no scores).
+    """
+    fused = check_seed_map(fused, "fused")
+    confident_cam = check_seed_map(confident_cam, "confident_cam", fused.shape)
+    boxes = _check_boxes(boxes, fused.shape, background)
+    keep = ~_inside(boxes, fused.shape) | (fused == confident_cam)
+    for cls, x1, y1, x2, y2 in boxes:
+        if cls not in confident_cam[y1:y2, x1:x2]:
+            keep[y1:y2, x1:x2] |= fused[y1:y2, x1:x2] == cls
+    return Seeds(np.where(keep, fused, IGNORE).astype(np.uint8))

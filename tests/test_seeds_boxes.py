@@ -1,0 +1,112 @@
+import warnings
+
+import numpy as np
+import pytest
+from conftest import load_grabcut
+
+from graphseg.seeds import box_seeds, confident_box_seeds, fuse_box_cam, grabcut_box
+from graphseg.seeds.boxes import MIN_BOX_AREA
+
+
+def _two_squares():
+    """Grey background, a bright square (class 3) and a dark one (class 5)."""
+    image = np.full((60, 80, 3), 120, dtype=np.uint8)
+    image[10:30, 10:30] = 250
+    image[30:50, 45:70] = 10
+    return image
+
+
+@pytest.fixture
+def flower_crop(data_kit):
+    image, mask, _ = load_grabcut(data_kit, "flower")
+    ys, xs = np.nonzero(mask)
+    # a real crop around the object, downsampled 2x to keep GrabCut quick
+    top, left = max(0, ys.min() - 40), max(0, xs.min() - 40)
+    crop = (slice(top, ys.max() + 40, 2), slice(left, xs.max() + 40, 2))
+    image, mask = np.ascontiguousarray(image[crop]), mask[crop]
+    ys, xs = np.nonzero(mask)
+    box = [[1, xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]]
+    return image, mask, np.array(box)
+
+
+def test_real_crop_is_precise(flower_crop):
+    image, mask, box = flower_crop
+    labels = box_seeds(image, box).labels
+    x1, y1, x2, y2 = box[0, 1:]
+    outside = np.ones(mask.shape, bool)
+    outside[y1:y2, x1:x2] = False
+    assert (labels[outside] == 0).all()
+    foreground = labels == 1
+    assert foreground.sum() > 0.3 * mask.sum()
+    assert mask[foreground].mean() > 0.95
+    plain = box_seeds(image, box, band=0).labels
+    assert set(np.unique(plain)) <= {0, 1, 255}
+    assert (plain[foreground] == 1).all() and (plain == 1).sum() > foreground.sum()
+
+
+def test_squares_and_determinism():
+    image = _two_squares()
+    boxes = [[3, 8, 8, 32, 32], [5, 43, 28, 72, 52]]
+    labels = box_seeds(image, boxes, band=0).labels
+    assert (labels[12:28, 12:28] == 3).all() and (labels[32:48, 47:68] == 5).all()
+    assert labels[0, 0] == 0 and labels[9, 9] == 255
+    np.testing.assert_array_equal(labels, box_seeds(image, boxes, band=0).labels)
+
+
+def test_overlap_smaller_box_owns_the_pixel():
+    image = _two_squares()
+    big = [7, 5, 5, 75, 55]       # both squares
+    small = [3, 8, 8, 32, 32]     # the bright square only
+    labels = box_seeds(image, [big, small], band=0).labels
+    assert (labels[12:28, 12:28] == 3).all()
+    assert (labels == 7).any()    # the big box's GrabCut keeps what the small one leaves
+
+
+def test_bad_boxes():
+    image = _two_squares()
+    with pytest.raises(ValueError, match="empty box"):
+        box_seeds(image, [[1, 10, 10, 10, 20]])
+    with pytest.raises(ValueError, match="lies outside"):
+        box_seeds(image, [[1, 100, 10, 120, 20]])
+    with pytest.raises(ValueError, match="background class"):
+        box_seeds(image, [[0, 5, 5, 30, 30]])
+    with pytest.raises(ValueError, match="band"):
+        box_seeds(image, [[1, 5, 5, 30, 30]], band=0.5)
+    with pytest.raises(ValueError, match="too small for GrabCut"):
+        grabcut_box(image, (0, 0, 4, 4))
+    with pytest.warns(UserWarning, match="clipped"):
+        labels = box_seeds(image, [[3, 8, 8, 32, 32], [5, 43, 28, 90, 52]]).labels
+    assert (labels == 5).any()
+
+
+def test_tiny_whole_image_and_uniform_boxes():
+    image = _two_squares()
+    labels = box_seeds(image, [[2, 0, 0, 4, 4]]).labels       # under MIN_BOX_AREA pixels
+    assert 16 < MIN_BOX_AREA and (labels[:4, :4] == 255).all() and labels[10, 10] == 0
+    whole = box_seeds(image, [[2, 0, 0, 80, 60]]).labels       # no context outside the box
+    assert whole.shape == (60, 80) and set(np.unique(whole)) <= {2, 255}
+    flat = np.full((40, 40, 3), 77, dtype=np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        labels = box_seeds(flat, [[1, 5, 5, 35, 35]]).labels
+    assert labels[0, 0] == 0
+    assert box_seeds(image, np.zeros((0, 5))).labels.max() == 0   # no box: all background
+
+
+def test_fusion_equations():
+    # one box of class 2 over columns 1..4; M_B says 2 on columns 2..3
+    boxes = [[2, 1, 0, 5, 1]]
+    m_b = np.array([[0, 255, 2, 2, 255, 0]], dtype=np.uint8)
+    m_i = np.array([[0, 0, 2, 0, 2, 0]], dtype=np.uint8)
+    fused = fuse_box_cam(m_b, boxes, m_i).labels
+    np.testing.assert_array_equal(fused, [[0, 255, 2, 255, 255, 0]])
+    # the CAM misses the box class: the box seeds are kept (third case of Eq. 3.4)
+    missed = fuse_box_cam(m_b, boxes, np.zeros_like(m_i)).labels
+    np.testing.assert_array_equal(missed, [[0, 255, 2, 2, 255, 0]])
+    confident = np.array([[0, 255, 255, 255, 2, 255]], dtype=np.uint8)
+    np.testing.assert_array_equal(confident_box_seeds(fused, boxes, confident).labels,
+                                  [[0, 255, 255, 255, 255, 0]])
+    np.testing.assert_array_equal(confident_box_seeds(missed, boxes, np.zeros_like(m_i)).labels,
+                                  missed)
+    with pytest.raises(ValueError, match="cam_labels has shape"):
+        fuse_box_cam(m_b, boxes, m_i[:, :3])

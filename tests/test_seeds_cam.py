@@ -1,0 +1,162 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from graphseg.seeds import (
+    CAMClassifier,
+    cam_probabilities,
+    cam_seeds,
+    confident_labels,
+    load_classifier,
+    multiscale_cam,
+    reliable_regions,
+    save_classifier,
+    small_cam_classifier,
+    train_cam_classifier,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on shared cores OpenMP's spinning makes these tiny models
+    a hundred times slower with two."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _toy_set(count=8, size=32, seed=0):
+    """Grey images with a red square (class 1), a blue square (class 2), or both."""
+    rng = np.random.default_rng(seed)
+    images, tags = [], []
+    for i in range(count):
+        image = np.full((size, size, 3), 128, dtype=np.uint8)
+        present = [(1,), (2,), (1, 2)][i % 3]
+        for cls in present:
+            y, x = rng.integers(0, size // 2, 2)
+            image[y:y + size // 3, x:x + size // 3] = (230, 20, 20) if cls == 1 else (20, 20, 230)
+        images.append(image)
+        tags.append(present)
+    return images, tags
+
+
+def test_logits_are_the_pooled_cam():
+    model = small_cam_classifier((1, 2, 5), width=4).eval()
+    x = torch.rand(2, 3, 40, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model.cam(x).mean(dim=(2, 3)))
+
+
+def test_any_backbone_plugs_in(tmp_path):
+    backbone = nn.Sequential(nn.Conv2d(3, 6, 3, stride=4, padding=1), nn.ReLU())
+    model = CAMClassifier(backbone, 6, classes=(3, 9))
+    image = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    assert multiscale_cam(model, image, scales=(1.0,)).shape == (2, 30, 40)
+    save_classifier(model, tmp_path / "custom.pt")
+    with pytest.raises(ValueError, match="custom backbone; pass backbone="):
+        load_classifier(tmp_path / "custom.pt")
+    fresh = nn.Sequential(nn.Conv2d(3, 6, 3, stride=4, padding=1), nn.ReLU())
+    loaded = load_classifier(tmp_path / "custom.pt", backbone=fresh)
+    torch.testing.assert_close(loaded.classifier.weight, model.classifier.weight)
+    with pytest.raises(ValueError, match=r"feature map, got shape \(1, 6\)"):
+        CAMClassifier(nn.Sequential(backbone, nn.Flatten(2), nn.AdaptiveAvgPool1d(1),
+                                    nn.Flatten()), 6, (1,))(torch.rand(1, 3, 16, 16))
+
+
+def test_training_is_seeded_and_learns(tmp_path):
+    images, tags = _toy_set()
+    runs = []
+    for _ in range(2):
+        model = small_cam_classifier((1, 2), width=4, seed=3)
+        history = train_cam_classifier(model, images, tags, epochs=4, size=32, batch_size=4,
+                                       lr=1e-2, seed=1, progress=False)
+        runs.append((model, history))
+    assert runs[0][1] == runs[1][1] and runs[0][1][-1] < runs[0][1][0]
+    model = runs[0][0]
+    assert model.input_size == 32 and not model.training
+    save_classifier(model, tmp_path / "cam.pt")
+    loaded = load_classifier(tmp_path / "cam.pt")
+    assert loaded.classes == (1, 2) and loaded.input_size == 32
+    np.testing.assert_allclose(multiscale_cam(loaded, images[0]), multiscale_cam(model, images[0]),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"classes \[7\]"):
+        train_cam_classifier(model, images[:1], [(7,)], epochs=1, progress=False)
+
+
+def test_bad_checkpoints(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+        load_classifier(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a graphseg CAM checkpoint"):
+        load_classifier(tmp_path / "junk.pt")
+
+
+def test_multiscale_cam_is_flip_equivariant():
+    model = small_cam_classifier((1, 2), width=4)
+    image = np.random.default_rng(1).integers(0, 256, (24, 36, 3), dtype=np.uint8)
+    cam = multiscale_cam(model, image, scales=(0.5, 1.0))
+    assert cam.shape == (2, 24, 36) and cam.min() >= 0
+    mirrored = multiscale_cam(model, np.ascontiguousarray(image[:, ::-1]), scales=(0.5, 1.0))
+    np.testing.assert_allclose(mirrored, cam[:, :, ::-1], rtol=1e-4, atol=1e-5)
+
+
+def test_probabilities_follow_eq_2_3_and_2_4():
+    cam = np.zeros((3, 2, 2), dtype=np.float32)
+    cam[0] = [[2, 1], [0, 0]]     # class 4
+    cam[2] = [[0, 0], [3, 1.5]]   # class 8
+    probs, ids = cam_probabilities(cam, tags=[8, 4], classes=(4, 6, 8), gamma=2)
+    assert ids == (0, 4, 8)
+    np.testing.assert_allclose(probs[1], [[1, 0.5], [0, 0]])
+    np.testing.assert_allclose(probs[2], [[0, 0], [1, 0.5]])
+    np.testing.assert_allclose(probs[0], [[0, 0.25], [0, 0.25]])
+    with pytest.warns(UserWarning, match="tag 6 has no CAM response"):
+        probs, _ = cam_probabilities(cam, tags=[6], classes=(4, 6, 8))
+    assert (probs[1] == 0).all() and (probs[0] == 1).all()
+    with pytest.raises(ValueError, match=r"tags \[5\] are not foreground"):
+        cam_probabilities(cam, tags=[5], classes=(4, 6, 8))
+    with pytest.raises(ValueError, match=r"tags \[0\] are not foreground"):
+        cam_probabilities(cam, tags=[0], classes=(4, 6, 8))
+
+
+def test_confident_labels_keep_the_fraction_per_class():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, (50, 40)).astype(np.uint8)
+    labels[0, :5] = 255
+    kept = confident_labels(labels, rng.random((50, 40)), keep=0.4)
+    for c in range(3):
+        assert abs((kept == c).sum() / (labels == c).sum() - 0.4) < 0.01
+    assert (kept[0, :5] == 255).all()
+    with pytest.raises(ValueError, match="keep"):
+        confident_labels(labels, rng.random((50, 40)), keep=0)
+
+
+def test_reliable_regions_are_where_cam_and_crf_agree():
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)
+    probs = rng.random((3, 30, 30)).astype(np.float32)
+    seeds = reliable_regions(image, probs, (0, 2, 5))
+    known = seeds.labels != 255
+    crf = np.array([0, 2, 5])[seeds.scores.argmax(axis=0)]
+    assert known.any() and (seeds.labels[known] == crf[known]).all()
+    cam = np.array([0, 2, 5])[probs.argmax(axis=0)]
+    assert (seeds.labels[known] == cam[known]).all() and known.mean() <= 0.41
+
+
+def test_cam_seeds_on_a_real_image(data_kit):
+    from PIL import Image
+    path = sorted((data_kit / "msrc_v2" / "images").glob("*.jpg"))[0]
+    image = np.asarray(Image.open(path).convert("RGB"))[::2, ::2]
+    model = small_cam_classifier(tuple(range(7, 23)), width=4)
+    sizes = {}
+    for method in ("reliable", "confident", "crf", "argmax"):
+        seeds = cam_seeds(model, image, tags=[9, 12], method=method, scales=(0.5, 1.0))
+        assert seeds.labels.shape == image.shape[:2] and seeds.classes == (0, 9, 12)
+        assert set(np.unique(seeds.labels)) <= {0, 9, 12, 255}
+        sizes[method] = (seeds.labels != 255).sum()
+    assert sizes["reliable"] <= sizes["confident"] < sizes["crf"] == sizes["argmax"]
+    none = cam_seeds(model, image, tags=[], scales=(1.0,))
+    assert set(np.unique(none.labels)) <= {0, 255}
+    with pytest.raises(ValueError, match="method"):
+        cam_seeds(model, image, tags=[9], method="best")

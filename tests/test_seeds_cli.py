@@ -1,0 +1,80 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import load_grabcut
+
+from graphseg.cli import main
+from graphseg.data import write_boxes_json, write_label_png
+from graphseg.utils.io import read_label_map, write_png
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    """``--threads`` sets torch's thread count for the process; put it back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def folders(data_kit, tmp_path):
+    """Two GrabCut photos downsampled 4x, their scribbles, boxes and masks, and a broken image."""
+    for name in ("teddy", "sheep"):
+        image, mask, scribbles = load_grabcut(data_kit, name)
+        image, mask, scribbles = image[::4, ::4].copy(), mask[::4, ::4], scribbles[::4, ::4]
+        write_png(tmp_path / "images" / f"{name}.png", image)
+        write_label_png(tmp_path / "gt" / f"{name}.png", mask.astype(np.uint8))
+        write_label_png(tmp_path / "scribbles" / f"{name}.png",
+                        np.array([255, 1, 0], dtype=np.uint8)[scribbles])
+        ys, xs = np.nonzero(mask)
+        write_boxes_json(tmp_path / "boxes" / f"{name}.json",
+                         [[1, xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]])
+    (tmp_path / "images" / "broken.png").write_bytes(b"not an image")
+    return tmp_path
+
+
+def test_scribbles_and_resume(folders, capsys):
+    out = folders / "out"
+    argv = ["seeds", "--images", str(folders / "images"), "--scribbles",
+            str(folders / "scribbles"), "--out", str(out), "--gt", str(folders / "gt"),
+            "--threads", "1"]
+    assert main(argv) == 1                      # the broken image fails, the others are written
+    captured = capsys.readouterr()
+    assert "error: broken:" in captured.err and "coverage" in captured.out
+    for name in ("teddy", "sheep"):
+        seeds = read_label_map(out / f"{name}.png")
+        assert seeds.dtype == np.uint8 and set(np.unique(seeds)) <= {0, 1, 255}
+    precision = float(captured.out.split("precision ")[1].split("%")[0])
+    assert precision > 95
+    assert main(argv) == 1
+    assert "2 already there" in capsys.readouterr().out
+
+
+def test_boxes(folders, capsys):
+    (folders / "images" / "broken.png").unlink()
+    out = folders / "out"
+    assert main(["seeds", "--images", str(folders / "images"), "--boxes",
+                 str(folders / "boxes"), "--out", str(out), "--gt", str(folders / "gt")]) == 0
+    seeds = read_label_map(out / "teddy.png")
+    assert seeds[0, 0] == 0 and (seeds == 1).any()
+    assert "wrote 2 seed maps" in capsys.readouterr().out
+
+
+def test_tags_train_a_classifier(folders, capsys):
+    (folders / "images" / "broken.png").unlink()
+    tags = folders / "tags.json"
+    tags.write_text(json.dumps({"teddy": [1], "sheep": [1]}))
+    out = folders / "out"
+    argv = ["seeds", "--images", str(folders / "images"), "--tags", str(tags), "--out", str(out),
+            "--epochs", "1", "--threads", "1"]
+    assert main(argv) == 0
+    assert (out / "cam.pt").is_file() and (out / "sheep.png").is_file()
+    assert main(argv + ["--cam", str(out / "cam.pt"), "--overwrite"]) == 0
+
+
+def test_missing_input_folder(tmp_path, capsys):
+    assert main(["seeds", "--images", str(tmp_path / "nope"), "--points", str(tmp_path),
+                 "--out", str(tmp_path / "out")]) == 2
+    assert "no such folder" in capsys.readouterr().err
