@@ -1,0 +1,49 @@
+"""Pretrained backbones: feature maps with known strides for affinities, graph node
+features and CAMs.
+
+* :class:`ESPNetv2Encoder` / :class:`ESPNetv2Segmentation`: ESPNetv2 (Mehta et al.,
+  CVPR 2019) and its segmentation decoder, matching the data kit's PASCAL VOC weights;
+  :func:`load_espnetv2_voc` loads them from a path (never a download) and
+  :func:`preprocess` prepares a photo for them.
+
+CAMs come from :class:`graphseg.seeds.CAMClassifier` on the encoder: a 1x1 classifier
+on its last feature map, fine-tuned with image-level tags.
+
+The backbone interface is ``forward_features(x) -> [(B, C_l, H / s_l, W / s_l)]`` with
+``strides`` (``s_l``) and ``channels`` (``C_l``) attributes, and ``forward(x)`` returning
+the last map.  Any module with these members (a torchvision ResNet wrapped to return its
+stages, a small CNN trained from scratch) plugs into the CAM and graph code the same way.
+
+Example:
+    >>> from graphseg.nn.backbones import ESPNetv2Encoder
+    >>> encoder = ESPNetv2Encoder()
+    >>> encoder.strides, encoder.channels
+    ((2, 4, 8, 16), (32, 128, 256, 512))
+"""
+from graphseg.nn.backbones.espnetv2 import (
+    EESP,
+    EfficientPWConv,
+    EfficientPyramidPooling,
+    ESPNetv2Encoder,
+    ESPNetv2Segmentation,
+    StridedEESP,
+)
+from graphseg.nn.backbones.pretrained import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    load_espnetv2_voc,
+    preprocess,
+)
+
+__all__ = [
+    "EESP",
+    "ESPNetv2Encoder",
+    "ESPNetv2Segmentation",
+    "EfficientPWConv",
+    "EfficientPyramidPooling",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "StridedEESP",
+    "load_espnetv2_voc",
+    "preprocess",
+]

@@ -1,0 +1,100 @@
+"""Loading the data kit's ESPNetv2 PASCAL VOC weights, and the input they expect.
+
+The weights are read from a path the user gives; nothing is ever downloaded.  In a
+checkout next to the data kit the file is
+``../shared/data/weights/espnetv2_s_2.0_pascal_384x384.pth``, a plain state dict
+(526 tensors) trained on PASCAL VOC 2012 at 384 x 384.
+
+Example:
+    >>> from graphseg.nn.backbones import preprocess
+    >>> image = np.zeros((48, 64, 3), dtype=np.uint8)
+    >>> preprocess(image).shape
+    torch.Size([3, 48, 64])
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from graphseg.nn.backbones.espnetv2 import ESPNetv2Segmentation
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "load_espnetv2_voc", "preprocess"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# How many names of each kind a mismatch error lists before "... and N more".
+_SHOWN = 8
+
+
+def preprocess(image: np.ndarray) -> Tensor:
+    """The network input for an RGB photo: ``[0, 1]``, ImageNet mean / std.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB array.
+
+    Returns:
+        Tensor: ``(3, H, W)`` float32; add a batch dimension with ``[None]``.
+        Resizing is up to the caller (the kit's weights were trained at 384 x 384).
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} array "
+                         f"of shape {image.shape}")
+    x = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1).div_(255)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (x - mean) / std
+
+
+def _names(keys) -> str:
+    keys = sorted(keys)
+    more = f" ... and {len(keys) - _SHOWN} more" if len(keys) > _SHOWN else ""
+    return ", ".join(keys[:_SHOWN]) + more
+
+
+def load_espnetv2_voc(path: Union[str, Path]) -> ESPNetv2Segmentation:
+    """:class:`ESPNetv2Segmentation` with the kit's PASCAL VOC weights, in eval mode.
+
+    Args:
+        path: the ``.pth`` state dict (e.g.
+            ``../shared/data/weights/espnetv2_s_2.0_pascal_384x384.pth``).
+
+    Returns:
+        ESPNetv2Segmentation: 21 VOC classes (``graphseg.data.classes.VOC_CLASSES``);
+        its ``base_net`` is the pretrained encoder for the backbone interface.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the file is not a state dict, or its keys or shapes do not
+            match the architecture (missing, unexpected and mismatched keys listed).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ESPNetv2 weights not found: {path} (pass the path of "
+                                f"espnetv2_s_2.0_pascal_384x384.pth from the data kit)")
+    try:
+        # weights_only=False: the kit's file is a pickled OrderedDict, as documented.
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise ValueError(f"{path}: not a PyTorch state dict ({error})") from error
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ValueError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
+    model = ESPNetv2Segmentation(num_classes=21)
+    expected = model.state_dict()
+    missing = expected.keys() - state.keys()
+    unexpected = state.keys() - expected.keys()
+    mismatched = [f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k].shape)})"
+                  for k in expected.keys() & state.keys() if state[k].shape != expected[k].shape]
+    if missing or unexpected or mismatched:
+        problems = [f"{len(keys)} {kind}: {_names(keys)}"
+                    for kind, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                                       ("shape mismatches", mismatched)) if keys]
+        raise ValueError(f"{path} does not match ESPNetv2 (s=2.0, 21 classes): "
+                         + "; ".join(problems))
+    model.load_state_dict(state, strict=True)
+    return model.eval()
