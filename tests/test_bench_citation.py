@@ -1,0 +1,68 @@
+"""benchmarks/citation.py on a tiny setting: one seed, a few epochs, Cora only."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "citation.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("bench_citation", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def cora_kit(data_kit):
+    if not (data_kit / "planetoid" / "Cora" / "raw").is_dir():
+        pytest.skip(f"Cora not found under {data_kit / 'planetoid'}")
+    return data_kit
+
+
+def test_quick_run_writes_json_with_every_model(cora_kit, tmp_path, capsys):
+    import torch
+
+    bench = load_script()
+    out, png = tmp_path / "citation.json", tmp_path / "citation.png"
+    settings = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    assert bench.main(["--quick", "--runs", "1", "--epochs", "30", "--datasets", "Cora",
+                       "--data", str(cora_kit), "--json", str(out), "--plot", str(png)]) == 0
+    printed = capsys.readouterr().out
+    # torch's global settings are left as they were for the other tests
+    assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == settings
+    assert "quick mode: 1 runs of 30 epochs" in printed
+    assert "81.5" in printed and "83.1" in printed  # published numbers beside ours
+    assert "Target" in printed
+    # the plot is written, or skipped with a message when matplotlib is missing
+    assert png.is_file() or "matplotlib is not installed" in printed
+
+    report = json.loads(out.read_text())
+    assert report["seeds"] == [0]
+    assert {"cpu", "cores", "torch", "torch_geometric", "graphseg"} <= set(report["machine"])
+    models = report["results"]["Cora"]
+    assert list(models) == list(bench.MODELS)
+    for key, result in models.items():
+        assert len(result["runs"]) == 1
+        assert 0.3 < result["mean"] <= 1.0, (key, result["mean"])
+        assert result["runs"][0]["epoch"] <= 30
+        assert result["wall_seconds"] > 0
+    assert models["gcn"]["published"] == 81.5
+    assert set(report["target"]["Cora"]["variants"]) == set(bench.OURS)
+    assert report["target"]["Cora"]["best_published"] == 83.1
+
+    # seeded and deterministic: the same seed gives the same number again
+    again = tmp_path / "again.json"
+    bench.main(["--runs", "1", "--epochs", "30", "--datasets", "Cora", "--models",
+                "ours_similarity", "--data", str(cora_kit), "--json", str(again)])
+    repeated = json.loads(again.read_text())["results"]["Cora"]["ours_similarity"]
+    assert repeated["runs"] == [dict(models["ours_similarity"]["runs"][0],
+                                     seconds=repeated["runs"][0]["seconds"])]
+
+
+def test_missing_data_kit_is_an_error(tmp_path, capsys):
+    bench = load_script()
+    assert bench.main(["--quick", "--data", str(tmp_path), "--datasets", "Cora"]) == 2
+    assert "not found" in capsys.readouterr().err
