@@ -75,6 +75,13 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert target.read_text() == "old" and os.listdir(tmp_path) == ["out.txt"]
 
 
+def test_atomic_write_gives_the_permissions_of_a_plain_open(tmp_path):
+    (tmp_path / "plain.txt").write_text("x")
+    with atomic_open(tmp_path / "atomic.txt", "w") as file:
+        file.write("x")
+    assert (tmp_path / "atomic.txt").stat().st_mode == (tmp_path / "plain.txt").stat().st_mode
+
+
 def test_boxes_json_round_trip_names_and_errors(tmp_path):
     boxes = np.array([[1, 2, 3, 10, 12], [15, 0, 0, 5, 5]])
     write_boxes_json(tmp_path / "x.json", boxes, VOC_CLASSES)

@@ -34,6 +34,10 @@ PathLike = Union[str, os.PathLike]
 _TO_RGB = {"RGB", "L", "LA", "P", "PA", "RGBA", "RGBX", "CMYK", "YCbCr", "1", "La"}
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
+# read once: os.umask can only be read by setting it, which is not thread-safe
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_open(path: PathLike, mode: str = "wb") -> Iterator:
@@ -50,6 +54,7 @@ def atomic_open(path: PathLike, mode: str = "wb") -> Iterator:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes it 0600; match a plain open()
     try:
         with os.fdopen(handle, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as file:
             yield file
