@@ -95,13 +95,12 @@ from torch_geometric import seed_everything
 from torch_geometric.nn import AGNNConv, GATConv, GCNConv
 
 import graphseg
-from graphseg.data import load_planetoid
+from graphseg.data import kit_root, load_planetoid
 from graphseg.graph import CSRAdjacency
 from graphseg.nn import AffinityAttentionConv
 from graphseg.utils.io import write_json
 
-DATA_DIR = Path(os.environ.get("GRAPHSEG_DATA",
-                               Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA_DIR = kit_root()
 DATASETS = ("Cora", "CiteSeer")
 MODELS = ("gcn", "gat", "agnn", "ours_ones", "ours_similarity")
 LABELS = {"gcn": "GCN", "gat": "GAT", "agnn": "AGNN",

@@ -35,13 +35,12 @@ import torch
 import torch.nn.functional as F
 
 from graphseg import __version__
-from graphseg.data import MSRCDataset
+from graphseg.data import MSRCDataset, kit_root
 from graphseg.data.classes import IGNORE, VOC_CLASSES
 from graphseg.nn.backbones import load_espnetv2_voc, preprocess
 from graphseg.utils.io import write_json
 
-DATA_DIR = Path(os.environ.get("GRAPHSEG_DATA",
-                               Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA_DIR = kit_root()
 WEIGHTS = DATA_DIR / "weights" / "espnetv2_s_2.0_pascal_384x384.pth"
 SIZE = 384
 # (row name, MSRC classes, VOC class)

@@ -34,6 +34,7 @@ import torch
 
 from graphseg import __version__
 from graphseg.data import (
+    kit_root,
     GrabCutDataset,
     MSRCDataset,
     boxes_from_labels,
@@ -62,8 +63,7 @@ from graphseg.seeds import (
 from graphseg.seeds.cam import _normalise
 from graphseg.utils.io import write_json
 
-DATA_DIR = Path(os.environ.get("GRAPHSEG_DATA",
-                               Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA_DIR = kit_root()
 
 
 class Table:

@@ -26,6 +26,7 @@ import numpy as np
 
 from graphseg import __version__
 from graphseg.data import (
+    kit_root,
     GrabCutDataset,
     MSRCDataset,
     boxes_from_labels,
@@ -38,8 +39,7 @@ from graphseg.data.classes import IGNORE
 from graphseg.metrics import SeedQuality
 from graphseg.utils.io import write_json
 
-DATA_DIR = Path(os.environ.get("GRAPHSEG_DATA",
-                               Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA_DIR = kit_root()
 RATIOS = (0.3, 0.5, 1.0)
 
 

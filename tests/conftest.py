@@ -1,13 +1,13 @@
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from graphseg.data import kit_root
+
 # The shared data kit sits beside the checkout (a user's clone has none);
 # GRAPHSEG_DATA points elsewhere.
-DATA_DIR = Path(os.environ.get("GRAPHSEG_DATA",
-                               Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA_DIR = kit_root()
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from graphseg.data.formats import (
     write_voc_xml,
 )
 from graphseg.data.grabcut import GrabCutDataset
-from graphseg.data.layouts import LAYOUTS, detect_layout, open_dataset, sample_root
+from graphseg.data.layouts import LAYOUTS, detect_layout, kit_root, open_dataset, sample_root
 from graphseg.data.msrc import MSRCDataset
 from graphseg.data.planetoid import load_planetoid
 from graphseg.data.sample import Sample, check_boxes
@@ -52,7 +52,8 @@ __all__ = [
     "GrabCutDataset", "ImageDataset", "MSRCDataset", "MaskFolderDataset", "Sample",
     "VOCDataset", "boxes_from_labels", "boxes_to_seeds", "check_boxes", "detect_layout",
     "labelled_fraction", "load_planetoid", "open_dataset", "points_from_labels",
-    "read_boxes_json", "read_classes", "sample_root", "read_seeds", "read_tags_json", "read_voc_xml",
+    "read_boxes_json", "read_classes", "kit_root",
+    "sample_root", "read_seeds", "read_tags_json", "read_voc_xml",
     "scribbles_from_labels", "tags_from_labels", "voc_colormap", "voc_palette",
     "write_boxes_json", "write_label_png", "write_tags_json", "write_voc_sample",
     "write_voc_xml",

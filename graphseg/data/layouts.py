@@ -1,6 +1,7 @@
 """Recognise a dataset folder's layout and open it with the matching reader."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -11,6 +12,13 @@ from graphseg.data.msrc import MSRCDataset
 from graphseg.data.voc import VOCDataset
 
 LAYOUTS = ("voc", "grabcut", "msrc", "folder")
+
+
+def kit_root() -> Path:
+    """The data kit: ``$GRAPHSEG_DATA`` when set, else ``../shared/data`` beside a source
+    checkout (where tests and benchmarks expect it)."""
+    default = Path(__file__).resolve().parents[3] / "shared" / "data"
+    return Path(os.environ.get("GRAPHSEG_DATA", default))
 
 
 def sample_root() -> Path:
