@@ -83,9 +83,10 @@ class _CSRAttention(torch.autograd.Function):
         need_weight = ctx.has_weight and ctx.needs_input_grad[1]
         grad_cos, grad_w, grad_weight = attention_logits_backward(
             grad_logits, cos, gate, w, ctx.beta, need_weight)
-        grad_xn = _spmm(adj, grad_cos, xn) + _spmm(adj, grad_cos, xn, transpose=True)
+        grad_xn = _spmm(adj, grad_cos, xn)
+        grad_xn += _spmm(adj, grad_cos, xn, transpose=True)
         grad_x = _spmm(adj, alpha, grad_out, transpose=True)
-        grad_x = grad_x + normalize_backward(grad_xn, xn, norm, EPS)
+        grad_x += normalize_backward(grad_xn, xn, norm, EPS)
         grad_w = grad_w if ctx.needs_input_grad[2] else None
         return grad_x, grad_weight, grad_w, None, None, None
 

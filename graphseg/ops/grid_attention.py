@@ -98,9 +98,9 @@ class _GridAttention(torch.autograd.Function):
 
         grad_x = ops.offset_aggregate(alpha, dout, offsets, transpose=True)
         # cos depends on both ends of the edge
-        grad_xn = ops.offset_aggregate(grad_cos, xn, offsets) \
-            + ops.offset_aggregate(grad_cos, xn, offsets, transpose=True)
-        grad_x = grad_x + normalize_backward(grad_xn, xn, norm, EPS)
+        grad_xn = ops.offset_aggregate(grad_cos, xn, offsets)
+        grad_xn += ops.offset_aggregate(grad_cos, xn, offsets, transpose=True)
+        grad_x += normalize_backward(grad_xn, xn, norm, EPS)
         grad_w = grad_w if ctx.needs_input_grad[2] else None
         return (grad_x.reshape(x.shape), grad_weight, grad_w) + (None,) * 7
 

@@ -45,6 +45,12 @@ def attention_logits_backward(grad_logits: Tensor, cos: Tensor, gate: Tensor, w:
 
 
 def normalize_backward(grad_xn: Tensor, xn: Tensor, norm: Tensor, eps: float) -> Tensor:
-    """Gradient through ``xn = x / max(||x||, eps)`` along the last dimension."""
-    projected = grad_xn - xn * (xn * grad_xn).sum(dim=-1, keepdim=True)
-    return torch.where(norm > eps, projected, grad_xn) / norm.clamp_min(eps)
+    """Gradient through ``xn = x / max(||x||, eps)`` along the last dimension.
+
+    Works in place on ``grad_xn`` (no ``N x F`` temporaries: the kernels' peak
+    memory is set in their backward pass) and returns it.
+    """
+    dot = torch.einsum("...f,...f->...", xn, grad_xn).unsqueeze(-1)
+    # below eps the norm is a constant and there is nothing to project out
+    dot = torch.where(norm > eps, dot, torch.zeros_like(dot))
+    return grad_xn.addcmul_(xn, dot, value=-1).div_(norm.clamp_min(eps))
