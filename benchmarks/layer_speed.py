@@ -24,13 +24,15 @@ import sys
 import time
 from pathlib import Path
 
+from graphseg.data import kit_root
+from graphseg.utils.io import write_json
+
 LAYERS = [("AffinityAttentionConv", "grid"), ("AffinityAttentionConv", "csr"),
           ("AffinityAttentionConv", "message_passing"), ("AffinityAttentionConv", "dense"),
           ("AGNNConv", ""), ("GATConv", ""), ("GCNConv", "")]
 WINDOWS = {"square4": (4, "square"), "disk5": (5, "disk")}
 DENSE_MAX_NODES = 4096
-DATA_DIR = Path(os.environ.get("GRAPHSEG_DATA",
-                               Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA_DIR = kit_root()
 
 
 def build_case(case):
@@ -212,6 +214,8 @@ def print_table(results) -> None:
 
 
 def plot(results, path: str) -> None:
+    """Time and memory against N: one column per feature size, one colour per layer,
+    solid for the disk window, dashed for the square one."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -219,26 +223,34 @@ def plot(results, path: str) -> None:
     except ImportError:
         print(f"matplotlib is not installed: no plot written to {path}")
         return
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    grid = [r for r in results if "seconds" in r and r["case"]["graph"] == "grid"]
+    features = sorted({r["case"]["features"] for r in grid})
+    names = [layer + (f" ({impl})" if impl else "") for layer, impl in LAYERS]
+    colours = dict(zip(names, plt.get_cmap("tab10").colors))
+    fig, axes = plt.subplots(2, max(len(features), 1), figsize=(6 * len(features), 8),
+                             squeeze=False)
     series = {}
-    for r in results:
+    for r in grid:
         c = r["case"]
-        if "seconds" not in r or c["graph"] != "grid":
-            continue
         name = c["layer"] + (f" ({c['impl']})" if c["impl"] else "")
-        key = (f"{name}, {c['window']}, F={c['features']}, {c['device']}")
+        key = (c["features"], c["device"], name, c["window"])
         series.setdefault(key, []).append((r["nodes"], r["seconds"], r["peak_mb"]))
-    for key, points in sorted(series.items()):
-        points.sort()
-        n, s, m = zip(*points)
-        axes[0].loglog(n, s, marker="o", label=key)
-        axes[1].loglog(n, m, marker="o", label=key)
-    axes[0].set(xlabel="nodes N", ylabel="forward + backward (s)")
-    axes[1].set(xlabel="nodes N", ylabel="peak memory (MB)")
-    axes[1].legend(fontsize=6, loc="upper left")
+    for (f, device, name, window), points in sorted(series.items()):
+        column = features.index(f)
+        n, seconds, memory = zip(*sorted(points))
+        style = dict(color=colours[name], marker="o", linestyle="-" if window == "disk5" else "--",
+                     label=f"{name}, {window}" + ("" if device == "cpu" else f", {device}"))
+        axes[0][column].loglog(n, seconds, **style)
+        axes[1][column].loglog(n, memory, **style)
+    for column, f in enumerate(features):
+        axes[0][column].set(title=f"F = {f}", xlabel="nodes N", ylabel="forward + backward (s)")
+        axes[1][column].set(xlabel="nodes N", ylabel="peak memory (MB)")
+    if features:
+        axes[0][0].legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=120)
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
     os.replace(tmp, path)
     print(f"plot written to {path}")
 
@@ -292,11 +304,7 @@ def main(argv=None) -> int:
               file=sys.stderr, flush=True)
     print_table(results)
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as handle:
-            json.dump({"machine": info, "args": vars(args), "results": results}, handle,
-                      indent=1)
-        os.replace(tmp, args.json)
+        write_json(args.json, {"machine": info, "args": vars(args), "results": results})
         print(f"results written to {args.json}")
     if args.plot:
         plot(results, args.plot)
