@@ -140,9 +140,7 @@ def run(args: argparse.Namespace) -> int:
     done = len(names) - len(failures.items) - skipped
     print(f"wrote {done} seed maps to {out}" + (f", {skipped} already there" if skipped else ""))
     if args.gt and quality.confusion.pixels:
-        print(f"coverage {100 * quality.total_coverage():.2f}%  precision "
-              f"{100 * quality.total_precision():.2f}%  labelled pixels "
-              f"{100 * quality.labelled_fraction():.2f}%")
+        print(quality.line(decimals=2))
     return failures.report(len(names))
 
 

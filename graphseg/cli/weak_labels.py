@@ -79,9 +79,7 @@ def run(args: argparse.Namespace) -> int:
     done = len(dataset) - len(failures.items)
     print(f"{args.kind}: wrote {done} files to {out} from {dataset!r} (seed {args.seed})")
     if args.kind in ("points", "scribbles") and done:
-        print(f"coverage {100 * quality.total_coverage():.3f}%  precision "
-              f"{100 * quality.total_precision():.3f}%  labelled pixels "
-              f"{100 * quality.labelled_fraction():.3f}%")
+        print(quality.line(decimals=3))
     return failures.report(len(dataset))
 
 

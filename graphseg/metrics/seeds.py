@@ -59,6 +59,12 @@ class SeedQuality:
         pixels = self.confusion.pixels
         return self.confusion.labelled / pixels if pixels else float("nan")
 
+    def line(self, decimals: int = 2) -> str:
+        """The totals as one line of percentages, as the commands print them."""
+        return (f"coverage {100 * self.total_coverage():.{decimals}f}%  precision "
+                f"{100 * self.total_precision():.{decimals}f}%  labelled pixels "
+                f"{100 * self.labelled_fraction():.{decimals}f}%")
+
     def summary(self, classes: Optional[Sequence[str]] = None) -> Dict[str, object]:
         """Totals and per-class values as a JSON-serialisable dict (NaN as ``None``)."""
         k = self.confusion.num_classes
