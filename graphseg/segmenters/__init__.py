@@ -2,7 +2,11 @@
 
 * :class:`A2GNNConfig` and :func:`train_a2gnn`: the per-image A2GNN training of
   thesis section 3.3.5 with the two-stage schedule of section 3.4.
+* :func:`segment_image`: one photo from its seed map to dense labels (graph,
+  training, back to pixels, dense CRF), with colour/position node features
+  (:func:`colour_position_features`) or a backbone's feature maps.
 """
 from graphseg.segmenters.a2gnn import A2GNNConfig, train_a2gnn
+from graphseg.segmenters.pipeline import colour_position_features, segment_image
 
-__all__ = ["A2GNNConfig", "train_a2gnn"]
+__all__ = ["A2GNNConfig", "colour_position_features", "segment_image", "train_a2gnn"]

@@ -1,0 +1,106 @@
+"""One image from seeds to a dense mask: graph, per-image A2GNN, back to pixels, CRF.
+
+The backbone-free form of the pipeline (thesis section 3.3 with hand-crafted
+node features): nodes are ``stride x stride`` cells of the photo, node features
+their mean colour and position, edge weights colour affinities (Eq. 3.8).  A
+backbone's feature maps can be passed instead (``features`` and
+``edge_features``), at the same node grid.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from graphseg.graph.adjacency import GridAdjacency
+from graphseg.graph.image import IGNORE_INDEX, image_to_graph, label_map_to_nodes, nodes_to_pixels
+from graphseg.losses import boxes_to_grid
+from graphseg.segmenters.a2gnn import A2GNNConfig, train_a2gnn
+from graphseg.seeds.common import check_image, check_seed_map
+from graphseg.seeds.crf import dense_crf
+from graphseg.utils.checks import check_positive_int
+
+
+def colour_position_features(image: np.ndarray, stride: int = 8) -> Tensor:
+    """``(10, ceil(H / stride), ceil(W / stride))`` node features of a photo: the
+    cell's mean RGB ``c`` in ``[0, 1]`` and ``1 - c``, then its row ``y`` and column
+    ``x`` scaled to ``[0, 1]`` and ``1 - y``, ``1 - x``.
+
+    Every node's features sum to 5, so the L1 normalisation of Eq. 3.15 (made for
+    CNN activations) only scales them; with plain RGB it would map dark and bright
+    greys to the same vector.
+
+    >>> colour_position_features(np.zeros((20, 30, 3), np.uint8), stride=8).shape
+    torch.Size([10, 3, 4])
+    """
+    image = check_image(image)
+    check_positive_int(stride, "stride")
+    pixels = torch.from_numpy(image.copy()).permute(2, 0, 1).float()[None] / 255
+    rgb = F.avg_pool2d(pixels, stride, ceil_mode=True)[0]
+    h, w = rgb.shape[1:]
+    rows, cols = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w),
+                                indexing="ij")
+    position = torch.stack([rows, cols])
+    return torch.cat([rgb, 1 - rgb, position, 1 - position])
+
+
+def segment_image(image: np.ndarray, seeds: np.ndarray, num_classes: int,
+                  boxes=None, stride: int = 8, radius: int = 4,
+                  features: Optional[Tensor] = None, edge_features: Optional[Tensor] = None,
+                  colour_scale: float = 10.0, config: A2GNNConfig = A2GNNConfig(),
+                  crf: Optional[str] = "final", seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """Dense labels for one photo from its seed map.
+
+    Args:
+        image (ndarray): ``(H, W, 3)`` uint8 RGB.
+        seeds (ndarray): ``(H, W)`` uint8 seed labels, 255 = unknown (e.g. from
+            :mod:`graphseg.seeds`).
+        num_classes (int): classes, background (0) included.
+        boxes (array-like, optional): ``(M, 5)`` pixel boxes ``(class, x1, y1,
+            x2, y2)`` (half-open) for the MP loss and consistency checking.
+        stride (int, optional): pixels per node side. (default: ``8``, the
+            thesis' feature stride)
+        radius (int, optional): window radius in nodes. (default: ``4``)
+        features (Tensor, optional): ``(C, h, w)`` node feature map on the
+            ``ceil(H / stride) x ceil(W / stride)`` grid; default colour and
+            position (:func:`colour_position_features`).
+        edge_features (Tensor, optional): ``(C_g, h, w)`` map for the edge
+            affinities; default the cell colours times ``colour_scale``.
+        colour_scale (float, optional): RGB in ``[0, 1]`` is scaled by this
+            before Eq. 3.8, so that a colour edge of 0.1 weighs ``e^-1``.
+            (default: ``10.0``)
+        config (A2GNNConfig, optional): the per-image training.
+        crf (str, optional): dense CRF preset for post-processing, ``None``
+            for none. (default: ``"final"``)
+        seed (int, optional): seeds the training.
+
+    Returns:
+        ``(labels, probs)``: ``(H, W)`` uint8 labels and ``(C, H, W)`` float32
+        probabilities (after the CRF when one is run).
+    """
+    image = check_image(image)
+    height, width = image.shape[:2]
+    seeds = check_seed_map(seeds, "seeds", (height, width), num_classes)
+    colour = colour_position_features(image, stride)
+    features = colour if features is None else features
+    if features.shape[1:] != colour.shape[1:]:
+        raise ValueError(f"features has grid size {tuple(features.shape[1:])}, expected "
+                         f"{tuple(colour.shape[1:])} (the photo at stride {stride})")
+    if edge_features is None:
+        edge_features = colour[:3] * colour_scale
+    data = image_to_graph(features, radius=radius, edge_features=edge_features)
+    labels = label_map_to_nodes(seeds, data.grid_size, ignore_index=IGNORE_INDEX)
+    grid_boxes = None
+    if boxes is not None and len(boxes):
+        grid_boxes = boxes_to_grid(boxes, (height, width), data.grid_size)
+    node_probs = train_a2gnn(data.x, GridAdjacency.from_data(data), labels, num_classes,
+                             data.grid_size, colour=colour[:3], boxes=grid_boxes,
+                             config=config, seed=seed)
+    probs = nodes_to_pixels(node_probs, data.grid_size, size=(height, width),
+                            logits=False).numpy()
+    if crf is not None:
+        probs = dense_crf(image, probs, preset=crf)
+    return probs.argmax(axis=0).astype(np.uint8), probs.astype(np.float32)
