@@ -84,20 +84,21 @@ def segment_image(image: np.ndarray, seeds: np.ndarray, num_classes: int,
     image = check_image(image)
     height, width = image.shape[:2]
     seeds = check_seed_map(seeds, "seeds", (height, width), num_classes)
-    colour = colour_position_features(image, stride)
-    features = colour if features is None else features
-    if features.shape[1:] != colour.shape[1:]:
+    cells = colour_position_features(image, stride)
+    colour = cells[:3]
+    features = cells if features is None else features
+    if features.shape[1:] != cells.shape[1:]:
         raise ValueError(f"features has grid size {tuple(features.shape[1:])}, expected "
-                         f"{tuple(colour.shape[1:])} (the photo at stride {stride})")
+                         f"{tuple(cells.shape[1:])} (the photo at stride {stride})")
     if edge_features is None:
-        edge_features = colour[:3] * colour_scale
+        edge_features = colour * colour_scale
     data = image_to_graph(features, radius=radius, edge_features=edge_features)
     labels = label_map_to_nodes(seeds, data.grid_size, ignore_index=IGNORE_INDEX)
     grid_boxes = None
     if boxes is not None and len(boxes):
         grid_boxes = boxes_to_grid(boxes, (height, width), data.grid_size)
     node_probs = train_a2gnn(data.x, GridAdjacency.from_data(data), labels, num_classes,
-                             data.grid_size, colour=colour[:3], boxes=grid_boxes,
+                             data.grid_size, colour=colour, boxes=grid_boxes,
                              config=config, seed=seed)
     probs = nodes_to_pixels(node_probs, data.grid_size, size=(height, width),
                             logits=False).numpy()
