@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from graphseg.data.classes import IGNORE
+from graphseg.nn.backbones.pretrained import IMAGENET_MEAN, IMAGENET_STD
 from graphseg.seeds.common import Seeds, check_fraction, check_image
 from graphseg.seeds.crf import crf_labels
 from graphseg.utils.checks import check_positive_int
@@ -37,8 +38,6 @@ from graphseg.utils.io import atomic_open
 
 SCALES = (0.5, 1.0, 1.5, 2.0)
 # ImageNet statistics, so that a pretrained backbone can be plugged in as it is.
-_MEAN = (0.485, 0.456, 0.406)
-_STD = (0.229, 0.224, 0.225)
 
 
 class CAMClassifier(nn.Module):
@@ -66,8 +65,9 @@ class CAMClassifier(nn.Module):
         self.classifier = nn.Conv2d(feature_channels, len(classes), 1, bias=False)
         self.classes = classes
         self.input_size: Optional[int] = None
-        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+        self.register_buffer("mean", mean.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", std.view(1, 3, 1, 1), persistent=False)
 
     def features(self, images: Tensor) -> Tensor:
         """``(B, D, h, w)`` features of ``(B, 3, H, W)`` RGB images scaled to ``[0, 1]``."""
