@@ -5,6 +5,8 @@ features and CAMs.
   CVPR 2019) and its segmentation decoder, matching the data kit's PASCAL VOC weights;
   :func:`load_espnetv2_voc` loads them from a path (never a download) and
   :func:`preprocess` prepares a photo for them.
+* :class:`SmallCNN`: a four-level CNN (strides 2, 4, 8, 8) trained from scratch,
+  the default backbone of :class:`graphseg.nn.models.AffinityNet`.
 
 CAMs come from :class:`graphseg.seeds.CAMClassifier` on the encoder: a 1x1 classifier
 on its last feature map, fine-tuned with image-level tags.
@@ -34,6 +36,7 @@ from graphseg.nn.backbones.pretrained import (
     load_espnetv2_voc,
     preprocess,
 )
+from graphseg.nn.backbones.small_cnn import SmallCNN, conv_bn_relu
 
 __all__ = [
     "EESP",
@@ -43,7 +46,9 @@ __all__ = [
     "EfficientPyramidPooling",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "SmallCNN",
     "StridedEESP",
+    "conv_bn_relu",
     "load_espnetv2_voc",
     "preprocess",
 ]

@@ -1,4 +1,5 @@
-"""Models built from the layers in :mod:`graphseg.nn.conv`."""
+"""Models built from the layers in :mod:`graphseg.nn.conv`, and the affinity CNN."""
 from graphseg.nn.models.a2gnn import A2GNN, A2GNNOutput
+from graphseg.nn.models.affinity_net import AffinityNet, AffinityOutput, affinity_graph
 
-__all__ = ["A2GNN", "A2GNNOutput"]
+__all__ = ["A2GNN", "A2GNNOutput", "AffinityNet", "AffinityOutput", "affinity_graph"]
