@@ -35,7 +35,9 @@ class A2GNNConfig:
     """Hyper-parameters of :func:`train_a2gnn`; every field can be overridden.
 
     Attributes:
-        layer: propagation layer, ``"a2gnn"``, ``"gcn"``, ``"gat"`` or ``"agnn"``.
+        layer: propagation layer, ``"a2gnn"``, ``"gcn"``, ``"gat"`` or ``"agnn"``;
+            :func:`~graphseg.segmenters.segment_image` also takes
+            ``"random-walk"`` (no training).
         hidden_channels, num_layers, dropout, beta, negative: the model (Eq. 3.16-3.19).
         lr, weight_decay: Adam.
         stage1_epochs: epochs of cross-entropy (and, with ``mp_in_stage1``, MP loss).

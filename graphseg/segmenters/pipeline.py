@@ -8,7 +8,7 @@ backbone's feature maps can be passed instead (``features`` and
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -19,8 +19,10 @@ from graphseg.graph.adjacency import GridAdjacency
 from graphseg.graph.image import IGNORE_INDEX, image_to_graph, label_map_to_nodes, nodes_to_pixels
 from graphseg.losses import boxes_to_grid
 from graphseg.segmenters.a2gnn import A2GNNConfig, train_a2gnn
+from graphseg.graph.affinity import grid_affinity
 from graphseg.seeds.common import check_image, check_seed_map
 from graphseg.seeds.crf import dense_crf
+from graphseg.seeds.random_walk import random_walk
 from graphseg.utils.checks import check_positive_int
 
 
@@ -51,8 +53,15 @@ def segment_image(image: np.ndarray, seeds: np.ndarray, num_classes: int,
                   boxes=None, stride: int = 8, radius: int = 4,
                   features: Optional[Tensor] = None, edge_features: Optional[Tensor] = None,
                   colour_scale: float = 10.0, config: A2GNNConfig = A2GNNConfig(),
-                  crf: Optional[str] = "final", seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+                  crf: Optional[str] = "final", seed: int = 0,
+                  device: Union[str, torch.device] = "cpu") -> Tuple[np.ndarray, np.ndarray]:
     """Dense labels for one photo from its seed map.
+
+    ``config.layer`` picks the propagation: a per-image GNN (``"a2gnn"``,
+    ``"gcn"``, ``"gat"``, ``"agnn"``; :func:`train_a2gnn`) or ``"random-walk"``,
+    no training: the one-hot seeds walked over the same graph's affinities
+    (:func:`graphseg.seeds.random_walk`, AffinityNet's ``beta = 8``, 64 steps),
+    the baseline propagator of Table 3.4.
 
     Args:
         image (ndarray): ``(H, W, 3)`` uint8 RGB.
@@ -76,6 +85,8 @@ def segment_image(image: np.ndarray, seeds: np.ndarray, num_classes: int,
         crf (str, optional): dense CRF preset for post-processing, ``None``
             for none. (default: ``"final"``)
         seed (int, optional): seeds the training.
+        device (str or torch.device, optional): where the graph and the model
+            live. (default: ``"cpu"``)
 
     Returns:
         ``(labels, probs)``: ``(H, W)`` uint8 labels and ``(C, H, W)`` float32
@@ -92,16 +103,58 @@ def segment_image(image: np.ndarray, seeds: np.ndarray, num_classes: int,
                          f"{tuple(cells.shape[1:])} (the photo at stride {stride})")
     if edge_features is None:
         edge_features = colour * colour_scale
-    data = image_to_graph(features, radius=radius, edge_features=edge_features)
+    device = torch.device(device)
+    data = image_to_graph(features.to(device), radius=radius,
+                          edge_features=edge_features.to(device))
     labels = label_map_to_nodes(seeds, data.grid_size, ignore_index=IGNORE_INDEX)
-    grid_boxes = None
-    if boxes is not None and len(boxes):
-        grid_boxes = boxes_to_grid(boxes, (height, width), data.grid_size)
-    node_probs = train_a2gnn(data.x, GridAdjacency.from_data(data), labels, num_classes,
-                             data.grid_size, colour=colour, boxes=grid_boxes,
-                             config=config, seed=seed)
-    probs = nodes_to_pixels(node_probs, data.grid_size, size=(height, width),
+    if config.layer == "random-walk":
+        node_probs = walk_seeds(labels, num_classes, edge_features.to(device), radius)
+    else:
+        grid_boxes = None
+        if boxes is not None and len(boxes):
+            grid_boxes = boxes_to_grid(boxes, (height, width), data.grid_size).to(device)
+        node_probs = train_a2gnn(data.x, GridAdjacency.from_data(data), labels.to(device),
+                                 num_classes, data.grid_size, colour=colour.to(device),
+                                 boxes=grid_boxes, config=config, seed=seed)
+    probs = nodes_to_pixels(node_probs.cpu(), data.grid_size, size=(height, width),
                             logits=False).numpy()
     if crf is not None:
         probs = dense_crf(image, probs, preset=crf)
     return probs.argmax(axis=0).astype(np.uint8), probs.astype(np.float32)
+
+
+def walk_seeds(labels: Tensor, num_classes: int, edge_features: Tensor, radius: int,
+               beta: float = 8.0, steps: int = 64) -> Tensor:
+    """Node probabilities from seed labels by random walk (no training).
+
+    The one-hot seeds (unknown nodes start at zero) are walked ``steps`` times
+    over ``exp(-mean |g_i - g_j|) ** beta`` in a square window
+    (:func:`graphseg.seeds.random_walk`) and renormalised per node; a node no
+    seed reaches gets uniform probabilities.
+
+    Args:
+        labels (Tensor): ``(h * w,)`` int64 node labels, 255 = unknown.
+        num_classes (int): classes.
+        edge_features (Tensor): ``(C_g, h, w)`` map of the edge affinities.
+        radius (int): window radius in nodes.
+        beta (float, optional): affinity exponent. (default: ``8.0``)
+        steps (int, optional): walk steps. (default: ``64``)
+
+    Returns:
+        Tensor: ``(h * w, num_classes)`` probabilities.
+
+    >>> labels = torch.full((12,), 255); labels[0], labels[11] = 0, 1
+    >>> walk_seeds(labels, 2, torch.zeros(1, 3, 4), radius=1).argmax(dim=1)[[0, 11]]
+    tensor([0, 1])
+    """
+    h, w = edge_features.shape[1:]
+    known = labels != IGNORE_INDEX
+    if not bool(known.any()):
+        raise ValueError("labels has no labelled node: nothing to propagate")
+    values = torch.zeros(h * w, num_classes, device=edge_features.device)
+    values[known.nonzero().squeeze(1), labels[known].to(values.device)] = 1.0
+    affinity = grid_affinity(edge_features.float(), radius)
+    walked = random_walk(values.t().reshape(num_classes, h, w), affinity, radius,
+                         beta=beta, steps=steps).reshape(num_classes, -1).t()
+    total = walked.sum(dim=1, keepdim=True)
+    return torch.where(total > 0, walked / total.clamp_min(1e-30), 1.0 / num_classes)

@@ -82,18 +82,20 @@ def write_text(path: PathLike, text: str) -> None:
 
 def write_png(path: PathLike, array: np.ndarray,
               palette: Optional[Sequence[int]] = None) -> None:
-    """Write a uint8 ``(H, W)`` or ``(H, W, 3)`` array as a PNG, atomically.
+    """Write a uint8 ``(H, W)`` or ``(H, W, 3)`` array, or a uint16 ``(H, W)`` one
+    (16-bit grayscale, e.g. instance ids), as a PNG, atomically.
 
     Args:
         path: destination ``.png`` file.
-        array: uint8 image; ``(H, W)`` is written as grayscale (``L``), or as a
-            palette image (``P``) when ``palette`` is given.
-        palette: flat ``[r0, g0, b0, r1, ...]`` colour table for ``(H, W)`` arrays.
+        array: the image; uint8 ``(H, W)`` is written as grayscale (``L``), or as
+            a palette image (``P``) when ``palette`` is given.
+        palette: flat ``[r0, g0, b0, r1, ...]`` colour table for uint8 ``(H, W)`` arrays.
     """
     array = np.asarray(array)
-    if array.dtype != np.uint8 or array.ndim not in (2, 3):
-        raise ValueError(f"{path}: expected a uint8 (H, W) or (H, W, 3) array, "
-                         f"got {array.dtype} with shape {array.shape}")
+    sixteen = array.dtype == np.uint16 and array.ndim == 2 and palette is None
+    if not sixteen and (array.dtype != np.uint8 or array.ndim not in (2, 3)):
+        raise ValueError(f"{path}: expected a uint8 (H, W) or (H, W, 3) array or a uint16 "
+                         f"(H, W) one, got {array.dtype} with shape {array.shape}")
     image = Image.fromarray(array)
     if palette is not None:
         if array.ndim != 2:

@@ -1,9 +1,9 @@
-"""Loading the data kit's ESPNetv2 PASCAL VOC weights, and the input they expect.
+"""Loading the ESPNetv2 PASCAL VOC weights, and the input they expect.
 
-The weights are read from a path the user gives; nothing is ever downloaded.  In a
-checkout next to the data kit the file is
-``../shared/data/weights/espnetv2_s_2.0_pascal_384x384.pth``, a plain state dict
-(526 tensors) trained on PASCAL VOC 2012 at 384 x 384.
+The weights ship with graphseg (:data:`BUNDLED_WEIGHTS`, 3.4 MB, the data kit's
+``weights/espnetv2_s_2.0_pascal_384x384.pth`` unchanged: a plain state dict of 526
+tensors trained on PASCAL VOC 2012 at 384 x 384; MIT licence, see
+``weights/PROVENANCE.md``); nothing is ever downloaded.
 
 Example:
     >>> from graphseg.nn.backbones import preprocess
@@ -22,7 +22,10 @@ from torch import Tensor
 
 from graphseg.nn.backbones.espnetv2 import ESPNetv2Segmentation
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "load_espnetv2_voc", "preprocess"]
+__all__ = ["BUNDLED_WEIGHTS", "IMAGENET_MEAN", "IMAGENET_STD", "load_espnetv2_voc",
+           "preprocess"]
+
+BUNDLED_WEIGHTS = Path(__file__).parent / "weights" / "espnetv2_s_2.0_pascal_384x384.pth"
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -57,12 +60,11 @@ def _names(keys) -> str:
     return ", ".join(keys[:_SHOWN]) + more
 
 
-def load_espnetv2_voc(path: Union[str, Path]) -> ESPNetv2Segmentation:
-    """:class:`ESPNetv2Segmentation` with the kit's PASCAL VOC weights, in eval mode.
+def load_espnetv2_voc(path: Union[str, Path] = BUNDLED_WEIGHTS) -> ESPNetv2Segmentation:
+    """:class:`ESPNetv2Segmentation` with the PASCAL VOC weights, in eval mode.
 
     Args:
-        path: the ``.pth`` state dict (e.g.
-            ``../shared/data/weights/espnetv2_s_2.0_pascal_384x384.pth``).
+        path: the ``.pth`` state dict. (default: :data:`BUNDLED_WEIGHTS`)
 
     Returns:
         ESPNetv2Segmentation: 21 VOC classes (``graphseg.data.classes.VOC_CLASSES``);

@@ -1,0 +1,307 @@
+"""``graphseg propagate``: dense masks for a folder of photos from their weak annotations.
+
+For every image: seeds from its boxes, scribbles, points or tags, a graph of the
+photo, a freshly trained propagation model and a dense CRF
+(:func:`graphseg.segmenters.propagate`).  Writes
+
+* ``OUT/STEM.png``: the class-index label map (VOC palette);
+* ``OUT/instances/STEM.png`` (boxes): ``i + 1`` where a pixel belongs to the
+  instance of the file's ``i``-th box, 0 elsewhere;
+* ``OUT/probs/STEM.npz`` with ``--save-probs``: ``probs``, float16 ``(C, H, W)``;
+* ``OUT/manifest.json``: arguments, versions, and every image's status and seconds.
+
+Every file is written atomically and the manifest after every image, so an
+interrupted run resumes where it stopped: images whose label map exists are
+skipped unless ``--overwrite``.  A failing image (unreadable, bad annotation,
+no seed) is reported and skipped; the exit status is then 1.  Under ``torchrun``
+process ``RANK`` takes every ``WORLD_SIZE``-th image starting at ``RANK`` and
+writes ``manifest.rankRANK.json``; ``--workers N`` runs N processes on one machine.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from graphseg.cli.evaluate import resolve_gt
+from graphseg.cli.info import collect
+from graphseg.cli import seeds as seeds_command
+from graphseg.cli.seeds import read_all_tags, read_boxes
+from graphseg.data import read_classes, read_seeds, write_label_png
+from graphseg.data.dataset import find_file, stems
+from graphseg.metrics import ConfusionMatrix
+from graphseg.seeds import load_classifier
+from graphseg.segmenters import FEATURES, KINDS, LAYERS, A2GNNConfig, propagate
+from graphseg.seeds.crf import PRESETS
+from graphseg.utils.io import atomic_open, read_image, read_label_map, write_json, write_png
+
+# per-process state of the workers (set once by _setup)
+_STATE: Dict[str, object] = {}
+
+
+def shard() -> tuple:
+    """``(rank, world_size)`` from torchrun's environment, ``(0, 1)`` outside it."""
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if not 0 <= rank < world:
+        raise SystemExit(f"error: RANK={rank} is not in [0, WORLD_SIZE={world})")
+    return rank, world
+
+
+def _kind(args) -> str:
+    return next(kind for kind in KINDS if getattr(args, kind))
+
+
+def _annotation(options: dict, name: str, shape):
+    kind, source = options["kind"], Path(options["source"])
+    if kind == "boxes":
+        return read_boxes(source, name, options["classes"], shape)
+    if kind == "tags":
+        if name not in options["tags"]:
+            raise FileNotFoundError(f"{source}: no tags for this image")
+        return [t for t in options["tags"][name] if t != options["background"]]
+    return read_seeds(find_file(source, name, (".png",)), options["num_classes"])
+
+
+def _setup(options: dict) -> None:
+    torch.set_num_threads(options["threads"])
+    _STATE.clear()
+    _STATE.update(options)
+    _STATE["cam_model"] = load_classifier(options["cam"]) if options["cam"] else None
+
+
+def _one(name: str) -> dict:
+    """Propagate one image with the process's options; a record for the manifest."""
+    o, out = _STATE, Path(_STATE["out"])
+    try:
+        image = read_image(find_file(Path(o["images"]), name))
+        result = propagate(image, _annotation(o, name, image.shape[:2]), o["kind"],
+                           o["num_classes"], config=o["config"], cam=o["cam_model"],
+                           features=o["features"], stride=o["stride"], radius=o["radius"],
+                           crf=o["crf"],
+                           background=o["background"], seed=o["seed"], device=o["device"])
+        if result.instances is not None:
+            write_png(out / "instances" / f"{name}.png", result.instances)
+        if o["save_probs"]:
+            buffer = io.BytesIO()
+            np.savez_compressed(buffer, probs=result.probs.astype(np.float16))
+            with atomic_open(out / "probs" / f"{name}.npz") as file:
+                file.write(buffer.getvalue())
+        write_label_png(out / f"{name}.png", result.labels)  # last: marks the image done
+        return {"status": "ok", "seconds": {k: round(v, 3) for k, v in result.seconds.items()}}
+    except (OSError, ValueError, RuntimeError) as error:
+        return {"status": "failed", "error": str(error)}
+
+
+def train_cam(args, images_dir: Path, names, tags, out: Path) -> str:
+    """Train (or reuse) ``OUT/cam.pt`` as ``graphseg seeds --tags`` would; its path."""
+    parser = argparse.ArgumentParser(prog="graphseg")
+    seeds_command.add_parser(parser.add_subparsers())
+    seeds_args = parser.parse_args(["seeds", "--images", str(images_dir), "--tags", args.tags,
+                                    "--out", str(out), "--seed", str(args.seed),
+                                    "--background", str(args.background)]
+                                   + (["--classes", args.classes] if args.classes else []))
+    out.mkdir(parents=True, exist_ok=True)
+    seeds_command.classifier(seeds_args, images_dir, names, tags, out)
+    return str(out / "cam.pt")
+
+
+def _num_classes(args, options: dict, names: List[str]) -> int:
+    """``--num-classes``, the classes file, the CAM's classes, or the annotations' largest id + 1."""
+    if args.num_classes:
+        return args.num_classes
+    if options["classes"]:
+        return len(options["classes"])
+    if options["cam_model"] is not None:
+        return max(max(options["cam_model"].classes), args.background) + 1
+    largest = args.background
+    for name in names:
+        try:
+            if options["kind"] == "boxes":
+                boxes = read_boxes(Path(options["source"]), name, None, None)
+                largest = max([largest, *boxes[:, 0].tolist()])
+            else:
+                labels = read_seeds(find_file(Path(options["source"]), name, (".png",)))
+                largest = max([largest, *np.unique(labels[labels != 255]).tolist()])
+        except (OSError, ValueError):
+            continue  # reported when the image itself is processed
+    return max(largest + 1, 2)
+
+
+def _score(names, out: Path, gt_root: Path, num_classes: int) -> ConfusionMatrix:
+    gt_dir, binary, _ = resolve_gt(gt_root)
+    confusion = ConfusionMatrix(num_classes)
+    for name in names:
+        pred = out / f"{name}.png"
+        if not pred.is_file():
+            continue
+        gt = read_label_map(find_file(gt_dir, name, (".png",)))
+        confusion.update(read_label_map(pred), (gt > 127).astype(np.uint8) if binary else gt,
+                         name)
+    return confusion
+
+
+def run(args: argparse.Namespace) -> int:
+    images_dir, out = Path(args.images), Path(args.out)
+    kind = _kind(args)
+    source = Path(getattr(args, kind))
+    for flag, path in (("--images", images_dir), (f"--{kind}", source)):
+        if not (path.is_dir() or (kind == "tags" and flag == "--tags" and path.is_file())):
+            print(f"error: {flag} {path}: no such folder", file=sys.stderr)
+            return 2
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("error: --device cuda but torch sees no CUDA device", file=sys.stderr)
+        return 2
+    rank, world = shard()
+    device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" \
+        if args.device == "cuda" and world > 1 else args.device
+    torch.set_num_threads(args.threads)
+    names = stems(images_dir)
+    if not names:
+        print(f"error: --images {images_dir}: no images", file=sys.stderr)
+        return 2
+    classes = read_classes(args.classes) if args.classes else None
+    tags, cam = None, args.cam
+    if kind == "tags":
+        tags = read_all_tags(source, names, classes)
+        if not cam:
+            if world > 1:
+                print("error: under torchrun, train the CAM classifier first (graphseg seeds "
+                      "--tags ... writes OUT/cam.pt) and pass --cam", file=sys.stderr)
+                return 2
+            cam = train_cam(args, images_dir, names, tags, out)
+    overrides = {"layer": args.layer}
+    if args.hidden:
+        overrides["hidden_channels"] = args.hidden
+    if args.epochs:
+        overrides["stage1_epochs"], overrides["stage2_epochs"] = args.epochs
+    if args.lr:
+        overrides["lr"] = args.lr
+    options = {"images": str(images_dir), "source": str(source), "kind": kind,
+               "classes": classes, "tags": tags, "cam": cam,
+               "config": A2GNNConfig.release(kind, **overrides),
+               "features": args.features, "stride": args.stride, "radius": args.radius,
+               "crf": None if args.crf == "none" else args.crf, "background": args.background,
+               "seed": args.seed, "device": device, "out": str(out),
+               "save_probs": args.save_probs, "threads": args.threads}
+    _setup(options)
+    options["num_classes"] = _STATE["num_classes"] = _num_classes(args, _STATE, names)
+
+    mine = names[rank::world]
+    manifest_path = out / ("manifest.json" if world == 1 else f"manifest.rank{rank}.json")
+    manifest = _load_manifest(manifest_path)
+    manifest.update(command=["graphseg", *sys.argv[1:]], rank=rank, world_size=world,
+                    options={k: v for k, v in options.items() if k not in ("tags", "classes")}
+                    | {"config": asdict(options["config"])},
+                    stack=collect()["versions"], started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    images = manifest.setdefault("images", {})
+    todo = [n for n in mine if args.overwrite or not (out / f"{n}.png").is_file()]
+    for name in set(mine) - set(todo):
+        images.setdefault(name, {"status": "ok"})
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(manifest_path, manifest)
+    print(f"{len(mine)} images for this process ({world} in all), {len(mine) - len(todo)} "
+          f"already done; kind {kind}, layer {args.layer}, {options['num_classes']} classes, "
+          f"device {device}")
+
+    def record(name: str, result: dict) -> None:
+        images[name] = result
+        write_json(manifest_path, manifest)
+
+    with tqdm(total=len(todo), desc="propagate", unit="image", disable=rank > 0) as bar:
+        if args.workers > 1 and len(todo) > 1:
+            worker_options = dict(options, threads=1)
+            with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"),
+                                     initializer=_setup, initargs=(worker_options,)) as pool:
+                for name, result in zip(todo, pool.map(_one, todo)):
+                    record(name, result)
+                    bar.update()
+        else:
+            for name in todo:
+                record(name, _one(name))
+                bar.update()
+    manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    write_json(manifest_path, manifest)
+
+    failed = [(n, images[n]["error"]) for n in mine if images.get(n, {}).get("status") == "failed"]
+    done = sum(images.get(n, {}).get("status") == "ok" for n in mine)
+    print(f"wrote {done} label maps to {out} (manifest: {manifest_path})")
+    confusion = _score(mine, out, Path(args.gt), options["num_classes"]) if args.gt else None
+    if confusion is not None and confusion.pixels:
+        print(f"mIoU {100 * confusion.miou():.2f} over {done} images "
+              f"(per class: {', '.join(f'{100 * v:.1f}' for v in confusion.iou())})")
+    for name, message in failed:
+        print(f"error: {name}: {message}", file=sys.stderr)
+    if failed:
+        print(f"{len(failed)} of {len(mine)} images failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _load_manifest(path: Path) -> dict:
+    """The manifest of an earlier run into the same folder (resumed), or a new one."""
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return {}  # written atomically, so only a hand-edited file gets here
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "propagate", help="dense masks for a folder of photos from boxes, scribbles, points "
+                          "or tags (seeds, graph, A2GNN, CRF)")
+    parser.add_argument("--images", required=True, metavar="DIR", help="folder of images")
+    kind = parser.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--boxes", metavar="DIR", help="STEM.json boxes (or STEM.xml)")
+    kind.add_argument("--scribbles", metavar="DIR", help="STEM.png scribbles, 255 = none")
+    kind.add_argument("--points", metavar="DIR", help="STEM.png points, 255 = none")
+    kind.add_argument("--tags", metavar="FILE", help="tags JSON mapping, or folder of STEM.json")
+    parser.add_argument("--out", required=True, metavar="DIR")
+    parser.add_argument("--layer", choices=LAYERS, default="a2gnn",
+                        help="propagation layer (default a2gnn); random-walk trains nothing")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="processes on this machine, one torch thread each (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--cam", metavar="CHECKPOINT",
+                        help="CAM classifier: --tags (default: train one, OUT/cam.pt); with "
+                             "--points it adds the 1:3 random-walk fusion")
+    parser.add_argument("--classes", metavar="FILE", help="class names, one per line")
+    parser.add_argument("--num-classes", type=int, metavar="K",
+                        help="classes incl. background (default: --classes, the CAM's, or "
+                             "the largest annotated id + 1)")
+    parser.add_argument("--background", type=int, default=0,
+                        help="background class id (default 0)")
+    parser.add_argument("--crf", choices=[*PRESETS, "none"], default="final",
+                        help="dense CRF preset after propagation (default final)")
+    parser.add_argument("--features", choices=FEATURES, default="espnetv2",
+                        help="node features: the bundled pretrained ESPNetv2 encoder, or "
+                             "colour and position (default espnetv2)")
+    parser.add_argument("--stride", type=int, default=8, help="pixels per node (default 8)")
+    parser.add_argument("--radius", type=int,
+                        help="window radius in nodes (default 4 boxes/scribbles, 3 points/tags)")
+    parser.add_argument("--hidden", type=int, help="hidden channels (default 256)")
+    parser.add_argument("--epochs", type=int, nargs=2, metavar=("STAGE1", "STAGE2"),
+                        help="epochs of the two stages (default 150 150 boxes, else 50 50)")
+    parser.add_argument("--lr", type=float, help="learning rate (default 0.035 boxes, else 0.03)")
+    parser.add_argument("--save-probs", action="store_true",
+                        help="also write OUT/probs/STEM.npz (float16 probabilities)")
+    parser.add_argument("--gt", metavar="DIR",
+                        help="STEM.png ground truth (or a GrabCut/MSRC/VOC root): print mIoU")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                        help="torch threads of the main process (default all)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="recompute images whose label map exists")
+    parser.set_defaults(run=run)

@@ -1,0 +1,220 @@
+"""Weak annotations of one photo to dense masks: seeds, graph, propagation, CRF.
+
+The whole per-image pipeline of thesis sections 3.3-3.4 (boxes) and 3.6
+(scribbles, points, image-level tags) behind one call, :func:`propagate`:
+
+========== ================================= ====== ====================================
+kind       seeds                             radius after the GNN
+========== ================================= ====== ====================================
+boxes      GrabCut in every box, background  4      dense CRF; one instance per box
+           outside (:func:`box_seeds`)
+scribbles  SLIC expansion (:func:`expand_     4      dense CRF
+           seeds`, M_S)
+points     SLIC expansion (M_P)              3      with a CAM: the 1:3 fusion with its
+                                                    random walk, then the CRF
+tags       reliable CAM regions (Eq. 2.7)    3      the 1:3 fusion, then the CRF
+========== ================================= ====== ====================================
+
+Training follows :meth:`A2GNNConfig.release` for the kind unless a config is
+given.  Every stage is timed (:attr:`Propagation.seconds`).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Dict, NamedTuple, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from graphseg.data.sample import check_boxes
+from graphseg.graph.image import IGNORE_INDEX
+from graphseg.segmenters.a2gnn import A2GNNConfig
+from graphseg.segmenters.features import node_features
+from graphseg.segmenters.pipeline import segment_image
+from graphseg.seeds.boxes import box_seeds
+from graphseg.seeds.cam import CAMClassifier, cam_probabilities, multiscale_cam, reliable_regions
+from graphseg.seeds.common import check_image, check_seed_map
+from graphseg.seeds.crf import dense_crf
+from graphseg.seeds.random_walk import walk_probabilities
+from graphseg.seeds.scribbles import expand_seeds
+from graphseg.utils.checks import check_choice, check_positive_int
+
+KINDS = ("boxes", "scribbles", "points", "tags")
+LAYERS = ("a2gnn", "gcn", "gat", "agnn", "random-walk")
+RADIUS = {"boxes": 4, "scribbles": 4, "points": 3, "tags": 3}
+FUSION_RATIO = 3.0  # section 3.6.1: GNN : random-walk CAM = 1 : 3
+
+
+class Propagation(NamedTuple):
+    """What :func:`propagate` returns for one photo.
+
+    Attributes:
+        labels: ``(H, W)`` uint8 class per pixel.
+        probs: ``(num_classes, H, W)`` float32 probabilities behind ``labels``.
+        seeds: ``(H, W)`` uint8 seed map the graph was trained on, 255 = unknown.
+        instances: boxes only: ``(H, W)`` uint16, ``i + 1`` where the pixel is
+            an instance of box ``i`` (input order), 0 elsewhere; else ``None``.
+        seconds: wall-clock seconds of ``"seeds"``, ``"features"`` (node
+            features), ``"propagation"`` (graph and GNN), ``"postprocess"``
+            (fusion, CRF) and ``"total"``.
+    """
+
+    labels: np.ndarray
+    probs: np.ndarray
+    seeds: np.ndarray
+    instances: Optional[np.ndarray]
+    seconds: Dict[str, float]
+
+
+def box_instances(labels: np.ndarray, boxes) -> np.ndarray:
+    """Instance masks from a label map and its boxes (thesis section 3.4).
+
+    The pixels inside a box that carry the box's class form its instance.
+    Where boxes overlap, the smaller box owns the pixel (as in :func:`box_seeds`).
+
+    Args:
+        labels: ``(H, W)`` uint8 class map.
+        boxes: ``(M, 5)`` ``(class, x1, y1, x2, y2)`` half-open pixel boxes.
+
+    Returns:
+        np.ndarray: ``(H, W)`` uint16, ``i + 1`` for box ``i``, 0 for no instance.
+
+    >>> labels = np.zeros((6, 8), np.uint8); labels[1:5, 1:7] = 2
+    >>> box_instances(labels, [[2, 0, 0, 4, 6], [2, 4, 0, 8, 6]])[2].tolist()
+    [0, 1, 1, 1, 2, 2, 2, 0]
+    """
+    labels = np.asarray(labels)
+    boxes = check_boxes(boxes, labels.shape[:2])
+    out = np.zeros(labels.shape, dtype=np.uint16)
+    areas = (boxes[:, 3] - boxes[:, 1]) * (boxes[:, 4] - boxes[:, 2])
+    for i in np.argsort(-areas, kind="stable"):
+        cls, x1, y1, x2, y2 = boxes[i]
+        region = out[y1:y2, x1:x2]
+        region[labels[y1:y2, x1:x2] == cls] = i + 1
+    return out
+
+
+def _present_classes(tags: Sequence[int], background: int, num_classes: int) -> list:
+    present = sorted({int(t) for t in tags} | {background})
+    if present[-1] >= num_classes:
+        raise ValueError(f"class {present[-1]} is not below num_classes = {num_classes}")
+    return present
+
+
+def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
+              layer: Optional[str] = None, config: Optional[A2GNNConfig] = None,
+              cam: Optional[CAMClassifier] = None,
+              features: Union[str, nn.Module] = "espnetv2", stride: int = 8,
+              radius: Optional[int] = None, crf: Optional[str] = "final",
+              background: int = 0, gamma: float = 6.0, band: Optional[float] = None,
+              seed: int = 0, device: Union[str, torch.device] = "cpu") -> Propagation:
+    """Dense labels for one photo from its weak annotation.
+
+    Args:
+        image (ndarray): ``(H, W, 3)`` uint8 RGB.
+        annotation: ``"boxes"``: ``(M, 5)`` ``(class, x1, y1, x2, y2)`` half-open
+            pixel boxes; ``"scribbles"`` / ``"points"``: ``(H, W)`` uint8 map,
+            255 = unlabelled; ``"tags"``: the foreground class ids present.
+        kind (str): ``"boxes"``, ``"scribbles"``, ``"points"`` or ``"tags"``.
+        num_classes (int): classes, background included.
+        layer (str, optional): ``"a2gnn"``, ``"gcn"``, ``"gat"``, ``"agnn"`` or
+            ``"random-walk"``; overrides ``config.layer``. (default: the config's)
+        config (A2GNNConfig, optional): per-image training.
+            (default: ``A2GNNConfig.release(kind)``)
+        cam (CAMClassifier, optional): required for ``"tags"``; with
+            ``"points"`` it adds the 1:3 fusion of section 3.6.1.
+        features (str or nn.Module, optional): node features: ``"espnetv2"``
+            (the bundled pretrained encoder's last three levels), ``"colour"``
+            (colour and position, no network) or a backbone
+            (:func:`~graphseg.segmenters.features.node_features`); edges are
+            colour affinities either way. (default: ``"espnetv2"``)
+        stride (int, optional): pixels per node side. (default: ``8``)
+        radius (int, optional): window radius in nodes. (default: 4 for boxes
+            and scribbles, 3 for points and tags, as in the thesis)
+        crf (str, optional): dense CRF preset after propagation, ``None`` for
+            none. (default: ``"final"``)
+        background (int, optional): background class id. (default: ``0``)
+        gamma (float, optional): CAM background decay (Eq. 2.4). (default: ``6.0``)
+        band (float, optional): boxes: :func:`box_seeds`' unknown band.
+            (default: :func:`box_seeds`' default)
+        seed (int, optional): seeds GrabCut and the training.
+        device (str or torch.device, optional): where the GNN runs.
+
+    Returns:
+        Propagation: labels, probabilities, seeds, instances (boxes), timings.
+
+    Raises:
+        ValueError: bad image or annotation, or no seed left to propagate.
+
+    Example:
+        >>> image = np.zeros((48, 64, 3), np.uint8); image[12:36, 16:48] = 220
+        >>> config = A2GNNConfig.release("boxes", stage1_epochs=3, stage2_epochs=2,
+        ...                              hidden_channels=16)
+        >>> out = propagate(image, [[1, 10, 6, 54, 42]], "boxes", 2, config=config,
+        ...                 features="colour")
+        >>> out.labels.shape, int(out.labels[24, 32]), int(out.instances.max())
+        ((48, 64), 1, 1)
+    """
+    start = time.perf_counter()
+    image = check_image(image)
+    check_choice(kind, "kind", KINDS)
+    check_positive_int(num_classes, "num_classes", minimum=2)
+    config = config or A2GNNConfig.release(kind)
+    if layer is not None:
+        config = replace(config, layer=check_choice(layer, "layer", LAYERS))
+    radius = RADIUS[kind] if radius is None else radius
+    shape = image.shape[:2]
+
+    if kind == "tags" and cam is None:
+        raise ValueError("kind 'tags' needs a CAM classifier (cam=...)")
+    boxes, cam_scores = None, None
+    if kind == "boxes":
+        boxes = check_boxes(annotation, shape, "boxes")
+        if len(boxes) and int(boxes[:, 0].max()) >= num_classes:
+            raise ValueError(f"boxes: class {int(boxes[:, 0].max())} is not below "
+                             f"num_classes = {num_classes}")
+        options = {} if band is None else {"band": band}
+        seeds = box_seeds(image, boxes, background, seed=seed, **options).labels
+    elif kind != "tags":
+        seeds = check_seed_map(annotation, kind, shape, num_classes)
+    if cam is not None and kind in ("points", "tags"):
+        tags = annotation if kind == "tags" else np.unique(seeds[seeds != IGNORE_INDEX])
+        present = _present_classes(tags, background, num_classes)
+        cam_scores, ids = cam_probabilities(multiscale_cam(cam, image),
+                                            [c for c in present if c != background],
+                                            cam.classes, background, gamma)
+    if kind == "tags":
+        seeds = reliable_regions(image, cam_scores, ids).labels
+    elif kind != "boxes":
+        seeds = expand_seeds(image, seeds, num_classes).labels
+    if not (seeds != IGNORE_INDEX).any():
+        raise ValueError(f"no {kind} seed is left to propagate from (every pixel unknown)")
+    seeded = time.perf_counter()
+
+    cells = node_features(image, features, stride)
+    described = time.perf_counter()
+    _, probs = segment_image(image, seeds, num_classes, boxes=boxes, stride=stride,
+                             radius=radius, features=cells, config=config, crf=None, seed=seed,
+                             device=device)
+    propagated = time.perf_counter()
+
+    if cam_scores is not None:
+        # only the tagged classes can be present: drop the rest before fusing
+        mask = np.zeros((num_classes, 1, 1), np.float32)
+        mask[present] = 1
+        probs = probs * mask
+        probs /= np.maximum(probs.sum(axis=0, keepdims=True), 1e-12)
+        walked = np.zeros_like(probs)
+        walked[list(ids)] = walk_probabilities(image, cam_scores, ids).scores
+        probs = (probs + FUSION_RATIO * walked) / (1.0 + FUSION_RATIO)
+    if crf is not None:
+        probs = dense_crf(image, probs, preset=crf)
+    labels = probs.argmax(axis=0).astype(np.uint8)
+    instances = box_instances(labels, boxes) if boxes is not None else None
+    end = time.perf_counter()
+    seconds = {"seeds": seeded - start, "features": described - seeded,
+               "propagation": propagated - described,
+               "postprocess": end - propagated, "total": end - start}
+    return Propagation(labels, probs.astype(np.float32), seeds, instances, seconds)
