@@ -46,10 +46,8 @@ def build_model(args):
             print("note: --backbone espnetv2 without --weights starts from random weights",
                   file=sys.stderr)
             backbone = ESPNetv2Encoder()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(args.seed)
-        return AffinityNet(backbone, affinity_channels=args.affinity_channels,
-                           freeze_backbone=args.freeze_backbone)
+    return AffinityNet(backbone, affinity_channels=args.affinity_channels,
+                       freeze_backbone=args.freeze_backbone, seed=args.seed)
 
 
 def run(args: argparse.Namespace) -> int:

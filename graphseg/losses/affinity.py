@@ -33,6 +33,7 @@ __all__ = ["AffinityPairs", "affinity_labels", "affinity_loss", "affinity_pairs"
 
 IGNORE = 255
 WEIGHTINGS = ("release", "thesis")
+REG_NORMS = ("nodes", "kernel")
 
 
 class AffinityPairs(NamedTuple):
@@ -194,6 +195,7 @@ def _mean(values: Tensor, mask: Tensor) -> Tensor:
 def affinity_loss(affinity: Tensor, labels: Tensor, colour: Tensor, radius: int = 5,
                   reg_weight: float = 3.0, sigma_xy: float = 6.0, sigma_rgb: float = 0.1,
                   window: str = "disk", weighting: str = "release", background: int = 0,
+                  reg_norm: str = "nodes",
                   eps: float = 1e-5) -> Tuple[Tensor, Dict[str, float]]:
     r"""The affinity CNN loss :math:`L_{Aff} = L_{Ac} + \lambda L_{Ar}` (Eq. 3.9).
 
@@ -214,11 +216,16 @@ def affinity_loss(affinity: Tensor, labels: Tensor, colour: Tensor, radius: int 
     :math:`L_{Ar}` (Eq. 3.12) is computed over every pair of the window
     (Eq. 3.11), labelled or not, with :math:`G` of Eq. 3.13
     (:func:`graphseg.losses.gaussian_kernel`, squared distances as in the
-    Gated CRF loss).  **Normalisation:** Eq. 3.12 is a bare sum over pixels;
-    here it is divided by the number of nodes ``B * h * w`` (each node's
-    kernel-weighted sum over its window, averaged over nodes), as in the
-    Gated CRF loss and :func:`graphseg.losses.regularized_loss`, so
-    :math:`\lambda` does not depend on the crop size.
+    Gated CRF loss).  **Normalisation:** Eq. 3.12 is a bare sum over pixels.
+    ``reg_norm="nodes"`` divides it by the number of nodes ``B * h * w`` (each
+    node's kernel-weighted sum over its window, averaged over nodes), as the
+    Gated CRF loss and :func:`graphseg.losses.regularized_loss` do, so
+    :math:`\lambda` does not depend on the crop size; but then :math:`L_{Ar}`
+    is the sum of about ``sum_j G(i, j)`` distances per node (up to ~50 with
+    ``sigma_xy = 6`` nodes, radius 5), which outweighs :math:`L_{Ac}` by far.
+    ``reg_norm="kernel"`` divides by the kernel mass :math:`\sum G(i, j)`
+    instead: a kernel-weighted *mean* pair distance, on the scale of the
+    positive-pair term of :math:`L_{Ac}`.
 
     Args:
         affinity (Tensor): ``(B, d_A, h, w)`` affinity features :math:`F_A`.
@@ -235,6 +242,8 @@ def affinity_loss(affinity: Tensor, labels: Tensor, colour: Tensor, radius: int 
         weighting (str, optional): ``"release"`` or ``"thesis"``. (default: ``"release"``)
         background (int, optional): background label, for the release's split.
             (default: ``0``)
+        reg_norm (str, optional): ``"nodes"`` or ``"kernel"``, see above.
+            (default: ``"nodes"``)
         eps (float, optional): inside :math:`\log(1 - D + \epsilon)`. (default: ``1e-5``)
 
     Returns:
@@ -263,6 +272,7 @@ def affinity_loss(affinity: Tensor, labels: Tensor, colour: Tensor, radius: int 
     check_positive_int(radius, "radius")
     check_choice(window, "window", ("square", "disk"))
     check_choice(weighting, "weighting", WEIGHTINGS)
+    check_choice(reg_norm, "reg_norm", REG_NORMS)
     if not float(reg_weight) >= 0:
         raise ValueError(f"reg_weight must be >= 0, got {reg_weight}")
     if not bool((labels != IGNORE).any()):
@@ -286,8 +296,11 @@ def affinity_loss(affinity: Tensor, labels: Tensor, colour: Tensor, radius: int 
     with torch.no_grad():
         kernel = torch.stack([gaussian_kernel(colour[i].to(affinity.dtype), radius, sigma_xy,
                                               sigma_rgb, window)[index] for i in range(b)])
-    # x2: every unordered pair stands for (i, j) and (j, i) of Eq. 3.12
-    ar = 2 * (kernel * dist).sum() / (b * h * w)
+    if reg_norm == "nodes":
+        # x2: every unordered pair stands for (i, j) and (j, i) of Eq. 3.12
+        ar = 2 * (kernel * dist).sum() / (b * h * w)
+    else:
+        ar = (kernel * dist).sum() / kernel.sum().clamp(min=torch.finfo(kernel.dtype).tiny)
     loss = ac + float(reg_weight) * ar
     parts = {name: float(value.detach()) for name, value in parts_t.items()}
     parts.update(ac=float(ac.detach()), ar=float(ar.detach()), loss=float(loss.detach()),

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from graphseg.data.classes import IGNORE
 from graphseg.graph.image import label_map_to_nodes
-from graphseg.losses.affinity import WEIGHTINGS, affinity_loss
+from graphseg.losses.affinity import REG_NORMS, WEIGHTINGS, affinity_loss
 from graphseg.nn.backbones.pretrained import IMAGENET_MEAN, IMAGENET_STD
 from graphseg.nn.models.affinity_net import AffinityNet, build_backbone
 from graphseg.seeds.common import check_image, check_seed_map
@@ -197,7 +197,8 @@ def train_affinity_net(model: AffinityNet, samples: Sequence[Tuple[np.ndarray, n
                        lr: float = 0.01, weight_decay: float = 5e-4, momentum: float = 0.9,
                        radius: int = 5, window: str = "disk", reg_weight: float = 3.0,
                        sigma_xy: float = 6.0, sigma_rgb: float = 0.1,
-                       weighting: str = "release", background: int = 0, seed: int = 0,
+                       weighting: str = "release", background: int = 0,
+                       reg_norm: str = "nodes", seed: int = 0,
                        checkpoint: Optional[PathLike] = None, resume: bool = True,
                        progress: bool = True,
                        callback: Optional[Callable[[int, float], None]] = None,
@@ -216,9 +217,10 @@ def train_affinity_net(model: AffinityNet, samples: Sequence[Tuple[np.ndarray, n
         lr (float, optional): initial learning rate, poly decay
             ``lr * (1 - t / T) ** 0.9``. (default: ``0.01``)
         weight_decay (float), momentum (float): SGD's. (default: ``5e-4``, ``0.9``)
-        radius, window, reg_weight, sigma_xy, sigma_rgb, weighting, background:
-            passed to :func:`graphseg.losses.affinity_loss`. (defaults: ``5``,
-            ``"disk"``, ``3.0``, ``6.0``, ``0.1``, ``"release"``, ``0``)
+        radius, window, reg_weight, sigma_xy, sigma_rgb, weighting, background,
+        reg_norm: passed to :func:`graphseg.losses.affinity_loss`. (defaults:
+            ``5``, ``"disk"``, ``3.0``, ``6.0``, ``0.1``, ``"release"``, ``0``,
+            ``"nodes"``)
         seed (int, optional): sample order, crops and flips. (default: ``0``)
         checkpoint (path, optional): written after every epoch; resumed from
             when it exists and ``resume``. (default: ``None``, none written)
@@ -241,6 +243,7 @@ def train_affinity_net(model: AffinityNet, samples: Sequence[Tuple[np.ndarray, n
         check_positive_int(value, name)
     check_choice(window, "window", ("square", "disk"))
     check_choice(weighting, "weighting", WEIGHTINGS)
+    check_choice(reg_norm, "reg_norm", REG_NORMS)
     for value, name in ((lr, "lr"), (sigma_xy, "sigma_xy"), (sigma_rgb, "sigma_rgb")):
         if not float(value) > 0:
             raise ValueError(f"{name} must be > 0, got {value}")
@@ -257,7 +260,8 @@ def train_affinity_net(model: AffinityNet, samples: Sequence[Tuple[np.ndarray, n
                   "weight_decay": float(weight_decay), "momentum": float(momentum),
                   "radius": radius, "window": window, "reg_weight": float(reg_weight),
                   "sigma_xy": float(sigma_xy), "sigma_rgb": float(sigma_rgb),
-                  "weighting": weighting, "background": int(background), "seed": int(seed),
+                  "weighting": weighting, "background": int(background),
+                  "reg_norm": reg_norm, "seed": int(seed),
                   "num_samples": len(data), "world_size": world}
         model.to(device)
         params = [p for p in model.parameters() if p.requires_grad]
@@ -299,7 +303,7 @@ def train_affinity_net(model: AffinityNet, samples: Sequence[Tuple[np.ndarray, n
                 out = net(images.to(device))
                 loss, parts = affinity_loss(out.affinity, labels.to(device), colour.to(device),
                                             radius, reg_weight, sigma_xy, sigma_rgb, window,
-                                            weighting, background)
+                                            weighting, background, reg_norm)
                 for group in optimizer.param_groups:
                     group["lr"] = lr * (1 - (epoch * steps + step) / total) ** 0.9
                 optimizer.zero_grad(set_to_none=True)

@@ -96,6 +96,8 @@ class AffinityNet(nn.Module):
         freeze_backbone (bool, optional): keep the backbone's weights fixed
             (no gradients, batch norm statistics frozen in eval mode), train the
             head only. (default: ``False``)
+        seed (int, optional): initialisation seed of the head; ``None`` uses
+            the global generator. (default: ``None``)
 
     Shapes:
         - **input:** ``(B, 3, H, W)`` RGB normalised with the ImageNet mean and
@@ -114,7 +116,7 @@ class AffinityNet(nn.Module):
     """
 
     def __init__(self, backbone: nn.Module, levels: int = 3, affinity_channels: int = 448,
-                 stride: int = 8, freeze_backbone: bool = False):
+                 stride: int = 8, freeze_backbone: bool = False, seed: Optional[int] = None):
         super().__init__()
         for member in ("forward_features", "strides", "channels"):
             if not hasattr(backbone, member):
@@ -137,10 +139,14 @@ class AffinityNet(nn.Module):
         self.affinity_channels = affinity_channels
         self.freeze_backbone = bool(freeze_backbone)
         widths = _split_channels(affinity_channels, levels)
-        self.level_heads = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(c, k, 1, bias=False), nn.GroupNorm(_groups(k), k), nn.ELU())
-            for c, k in zip(self.level_channels, widths))
-        self.fuse = nn.Conv2d(sum(widths), affinity_channels, 1, bias=False)
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.level_heads = nn.ModuleList(
+                nn.Sequential(nn.Conv2d(c, k, 1, bias=False), nn.GroupNorm(_groups(k), k),
+                              nn.ELU())
+                for c, k in zip(self.level_channels, widths))
+            self.fuse = nn.Conv2d(sum(widths), affinity_channels, 1, bias=False)
         if self.freeze_backbone:
             self.backbone.requires_grad_(False)
         self.architecture = {"backbone": _backbone_spec(backbone), "levels": levels,
