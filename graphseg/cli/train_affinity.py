@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         history = train_affinity_net(
             model, samples, epochs=args.epochs, batch_size=args.batch_size, crop=args.crop,
             lr=args.lr, weight_decay=args.weight_decay, radius=args.radius,
-            reg_weight=args.reg_weight, seed=args.seed, checkpoint=out,
+            reg_weight=args.reg_weight, reg_norm=args.reg_norm, seed=args.seed, checkpoint=out,
             resume=not args.no_resume, progress=not args.no_progress)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -148,6 +148,9 @@ def add_parser(subparsers) -> None:
                         help="pair radius in nodes for the loss (default 5)")
     parser.add_argument("--reg-weight", type=float, default=3.0,
                         help="lambda of the affinity regularised loss (default 3)")
+    parser.add_argument("--reg-norm", choices=("nodes", "kernel"), default="nodes",
+                        help="normalisation of the regularised loss: per node (default, as "
+                             "the Gated CRF loss) or by the kernel mass (wider affinity range)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="torch threads per process (default torch's)")

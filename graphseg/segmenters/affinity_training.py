@@ -289,55 +289,67 @@ def train_affinity_net(model: AffinityNet, samples: Sequence[Tuple[np.ndarray, n
         sampler = DistributedSampler(range(len(data)), num_replicas=world, rank=rank,
                                      shuffle=True, seed=seed)
         steps = math.ceil(len(sampler) / batch_size)
-        total = epochs * steps
-        bar = tqdm(total=total, initial=start * steps, desc="affinity net", unit="step",
+        bar = tqdm(total=epochs * steps, initial=start * steps, desc="affinity net", unit="step",
                    disable=not progress or rank != 0)
-        for epoch in range(start, epochs):
-            sampler.set_epoch(epoch)
-            order = list(sampler)
-            model.train()
-            losses = []
-            for step in range(steps):
-                indices = order[step * batch_size:(step + 1) * batch_size]
-                images, labels, colour = _batch(data, indices, crop, model.stride, seed, epoch)
-                out = net(images.to(device))
-                loss, parts = affinity_loss(out.affinity, labels.to(device), colour.to(device),
-                                            radius, reg_weight, sigma_xy, sigma_rgb, window,
-                                            weighting, background, reg_norm)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr * (1 - (epoch * steps + step) / total) ** 0.9
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(parts["loss"])
-                bar.update()
-                bar.set_postfix(epoch=epoch + 1, loss=f"{parts['loss']:.4f}",
-                                ac=f"{parts['ac']:.3f}", ar=f"{parts['ar']:.3f}")
-            mean = torch.tensor([float(np.mean(losses))], dtype=torch.float64)
-            shards: List = [order]
-            checksums = [float(sum(p.detach().double().sum() for p in model.parameters()))]
-            if distributed:
-                dist.all_reduce(mean)
-                mean /= world
-                shards, sums = [None] * world, [None] * world
-                dist.all_gather_object(shards, order)
-                dist.all_gather_object(sums, checksums[0])
-                checksums = sums
-            history.append(float(mean))
-            if checkpoint is not None and rank == 0:
-                state = {"format": FORMAT, "architecture": model.architecture,
-                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "epoch": epoch + 1, "history": history, "config": config,
-                         "rng": _rng_states(), "shards": shards, "checksums": checksums}
-                with atomic_open(checkpoint, "wb") as file:
-                    torch.save(state, file)
-            if distributed:
-                dist.barrier()  # nobody reads a half-finished epoch's checkpoint
-            if callback is not None:
-                callback(epoch, history[-1])
-        bar.close()
+        try:
+            _epochs(net, model, data, optimizer, sampler, bar, history, config, start, steps,
+                    distributed, rank, world, checkpoint, callback, device)
+        finally:
+            bar.close()
         model.eval()
         return history
     finally:
         if owns_group:
             dist.destroy_process_group()
+
+
+def _epochs(net, model, data, optimizer, sampler, bar, history, config, start, steps,
+            distributed, rank, world, checkpoint, callback, device) -> None:
+    """Epochs ``start..epochs - 1`` of :func:`train_affinity_net`; appends to ``history``."""
+    c = config
+    total = c["epochs"] * steps
+    for epoch in range(start, c["epochs"]):
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        model.train()
+        losses = []
+        for step in range(steps):
+            indices = order[step * c["batch_size"]:(step + 1) * c["batch_size"]]
+            images, labels, colour = _batch(data, indices, c["crop"], model.stride, c["seed"],
+                                            epoch)
+            out = net(images.to(device))
+            loss, parts = affinity_loss(
+                out.affinity, labels.to(device), colour.to(device), c["radius"],
+                c["reg_weight"], c["sigma_xy"], c["sigma_rgb"], c["window"], c["weighting"],
+                c["background"], c["reg_norm"])
+            for group in optimizer.param_groups:
+                group["lr"] = c["lr"] * (1 - (epoch * steps + step) / total) ** 0.9
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(parts["loss"])
+            bar.update()
+            bar.set_postfix(epoch=epoch + 1, loss=f"{parts['loss']:.4f}",
+                            ac=f"{parts['ac']:.3f}", ar=f"{parts['ar']:.3f}")
+        mean = torch.tensor([float(np.mean(losses))], dtype=torch.float64)
+        shards: List = [order]
+        checksums = [float(sum(p.detach().double().sum() for p in model.parameters()))]
+        if distributed:
+            dist.all_reduce(mean)
+            mean /= world
+            shards, sums = [None] * world, [None] * world
+            dist.all_gather_object(shards, order)
+            dist.all_gather_object(sums, checksums[0])
+            checksums = sums
+        history.append(float(mean))
+        if checkpoint is not None and rank == 0:
+            state = {"format": FORMAT, "architecture": model.architecture,
+                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "epoch": epoch + 1, "history": history, "config": config,
+                     "rng": _rng_states(), "shards": shards, "checksums": checksums}
+            with atomic_open(checkpoint, "wb") as file:
+                torch.save(state, file)
+        if distributed:
+            dist.barrier()  # nobody reads a half-finished epoch's checkpoint
+        if callback is not None:
+            callback(epoch, history[-1])
