@@ -7,10 +7,10 @@ import sys
 from typing import Optional, Sequence
 
 from graphseg import __version__
-from graphseg.cli import evaluate, info, propagate, seeds, train_affinity, visualize, \
+from graphseg.cli import demo, evaluate, info, propagate, seeds, train_affinity, visualize, \
     weak_labels
 
-COMMANDS = (info, weak_labels, evaluate, visualize, seeds, propagate, train_affinity)
+COMMANDS = (demo, info, weak_labels, evaluate, visualize, seeds, propagate, train_affinity)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,7 +43,8 @@ from graphseg.data import read_classes, read_seeds, write_label_png
 from graphseg.data.dataset import find_file, stems
 from graphseg.metrics import ConfusionMatrix
 from graphseg.seeds import load_classifier
-from graphseg.segmenters import FEATURES, KINDS, LAYERS, A2GNNConfig, propagate
+from graphseg.segmenters import FEATURES, KINDS, LAYERS, A2GNNConfig, load_affinity_net, \
+    propagate
 from graphseg.seeds.crf import PRESETS
 from graphseg.utils.io import atomic_open, read_image, read_label_map, write_json, write_png
 
@@ -79,6 +80,8 @@ def _setup(options: dict) -> None:
     _STATE.clear()
     _STATE.update(options)
     _STATE["cam_model"] = load_classifier(options["cam"]) if options["cam"] else None
+    _STATE["affinity_model"] = load_affinity_net(options["affinity"]).to(options["device"]) \
+        if options["affinity"] else None
 
 
 def _one(name: str) -> dict:
@@ -88,7 +91,8 @@ def _one(name: str) -> dict:
         image = read_image(find_file(Path(o["images"]), name))
         result = propagate(image, _annotation(o, name, image.shape[:2]), o["kind"],
                            o["num_classes"], config=o["config"], cam=o["cam_model"],
-                           features=o["features"], stride=o["stride"], radius=o["radius"],
+                           features=o["features"], affinity=o["affinity_model"],
+                           stride=o["stride"], radius=o["radius"],
                            crf=o["crf"],
                            background=o["background"], seed=o["seed"], device=o["device"])
         if result.instances is not None:
@@ -191,7 +195,8 @@ def run(args: argparse.Namespace) -> int:
     options = {"images": str(images_dir), "source": str(source), "kind": kind,
                "classes": classes, "tags": tags, "cam": cam,
                "config": A2GNNConfig.release(kind, **overrides),
-               "features": args.features, "stride": args.stride, "radius": args.radius,
+               "features": args.features, "affinity": args.affinity,
+               "stride": args.stride, "radius": args.radius,
                "crf": None if args.crf == "none" else args.crf, "background": args.background,
                "seed": args.seed, "device": device, "out": str(out),
                "save_probs": args.save_probs, "threads": args.threads}
@@ -289,6 +294,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--features", choices=FEATURES, default="espnetv2",
                         help="node features: the bundled pretrained ESPNetv2 encoder, or "
                              "colour and position (default espnetv2)")
+    parser.add_argument("--affinity", metavar="CHECKPOINT",
+                        help="trained affinity network (graphseg train-affinity): its levels "
+                             "are the node features and its affinities the edges")
     parser.add_argument("--stride", type=int, default=8, help="pixels per node (default 8)")
     parser.add_argument("--radius", type=int,
                         help="window radius in nodes (default 4 boxes/scribbles, 3 points/tags)")

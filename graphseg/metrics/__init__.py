@@ -1,12 +1,15 @@
 """Metrics that every method and benchmark is judged by.
 
+* :func:`object_iou`: one class's IoU (GrabCut's per-photo score).
+* :func:`object_iou`: one class's IoU in one image (GrabCut's per-photo score).
 * :class:`ConfusionMatrix` / :func:`confusion_matrix`: mIoU, per-class IoU, pixel
   accuracy, FB-IoU, accumulated over a dataset (255 = ignore).
 * :class:`SeedQuality`: coverage and precision of partial label maps, per class.
 * :class:`MaskAP`: instance mask mAP^r at IoU 0.5 / 0.7 / 0.75 (thesis Table 3.2);
   :func:`average_precision`, :func:`instances_from_maps`.
 """
-from graphseg.metrics.confusion import ConfusionMatrix, check_pair, confusion_matrix
+from graphseg.metrics.confusion import ConfusionMatrix, check_pair, confusion_matrix, \
+    object_iou
 from graphseg.metrics.instances import (
     THRESHOLDS,
     MaskAP,
@@ -16,4 +19,4 @@ from graphseg.metrics.instances import (
 from graphseg.metrics.seeds import SeedQuality
 
 __all__ = ["THRESHOLDS", "ConfusionMatrix", "MaskAP", "SeedQuality", "average_precision",
-           "check_pair", "confusion_matrix", "instances_from_maps"]
+           "check_pair", "confusion_matrix", "instances_from_maps", "object_iou"]

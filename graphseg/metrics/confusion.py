@@ -171,3 +171,18 @@ class ConfusionMatrix:
         if background is not None:
             out["fb_iou"] = number(self.fb_iou(background))
         return out
+
+
+def object_iou(pred, gt, label: int = 1) -> float:
+    """IoU of one class between two label maps (GrabCut's per-photo score):
+    ``|pred = label and gt = label| / |pred = label or gt = label|``, 1 when
+    the class is in neither map.  255 in ``gt`` is ignored.
+
+    >>> object_iou(np.array([[1, 1, 0]]), np.array([[1, 0, 0]]))
+    0.5
+    """
+    pred, gt = check_pair(pred, gt, None)
+    valid = gt != IGNORE
+    hit, truth = (pred == label) & valid, (gt == label) & valid
+    union = int((hit | truth).sum())
+    return float((hit & truth).sum() / union) if union else 1.0

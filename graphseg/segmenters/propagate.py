@@ -30,6 +30,7 @@ from torch import nn
 
 from graphseg.data.sample import check_boxes
 from graphseg.graph.image import IGNORE_INDEX
+from graphseg.nn.models.affinity_net import AffinityNet, affinity_maps
 from graphseg.segmenters.a2gnn import A2GNNConfig
 from graphseg.segmenters.features import node_features
 from graphseg.segmenters.pipeline import segment_image
@@ -106,7 +107,8 @@ def _present_classes(tags: Sequence[int], background: int, num_classes: int) -> 
 def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
               layer: Optional[str] = None, config: Optional[A2GNNConfig] = None,
               cam: Optional[CAMClassifier] = None,
-              features: Union[str, nn.Module] = "espnetv2", stride: int = 8,
+              features: Union[str, nn.Module] = "espnetv2",
+              affinity: Optional[AffinityNet] = None, stride: int = 8,
               radius: Optional[int] = None, crf: Optional[str] = "final",
               background: int = 0, gamma: float = 6.0, band: Optional[float] = None,
               seed: int = 0, device: Union[str, torch.device] = "cpu") -> Propagation:
@@ -129,7 +131,11 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
             (the bundled pretrained encoder's last three levels), ``"colour"``
             (colour and position, no network) or a backbone
             (:func:`~graphseg.segmenters.features.node_features`); edges are
-            colour affinities either way. (default: ``"espnetv2"``)
+            colour affinities. (default: ``"espnetv2"``)
+        affinity (AffinityNet, optional): a trained affinity network (section
+            3.3.3); when given, its levels are the node features and its
+            affinity head gives the edge weights (Eq. 3.8, 3.14), and
+            ``features`` is unused; ``stride`` must be the network's.
         stride (int, optional): pixels per node side. (default: ``8``)
         radius (int, optional): window radius in nodes. (default: 4 for boxes
             and scribbles, 3 for points and tags, as in the thesis)
@@ -193,11 +199,17 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
         raise ValueError(f"no {kind} seed is left to propagate from (every pixel unknown)")
     seeded = time.perf_counter()
 
-    cells = node_features(image, features, stride)
+    if affinity is not None:
+        if affinity.stride != stride:
+            raise ValueError(f"stride is {stride} but the affinity network's is "
+                             f"{affinity.stride}")
+        cells, edges = affinity_maps(affinity, image)
+    else:
+        cells, edges = node_features(image, features, stride), None
     described = time.perf_counter()
     _, probs = segment_image(image, seeds, num_classes, boxes=boxes, stride=stride,
-                             radius=radius, features=cells, config=config, crf=None, seed=seed,
-                             device=device)
+                             radius=radius, features=cells, edge_features=edges, config=config,
+                             crf=None, seed=seed, device=device)
     propagated = time.perf_counter()
 
     if cam_scores is not None:

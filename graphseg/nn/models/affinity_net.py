@@ -33,7 +33,7 @@ from graphseg.nn.backbones.pretrained import preprocess
 from graphseg.nn.backbones.small_cnn import SmallCNN
 from graphseg.utils.checks import check_finite, check_positive_int, check_tensor
 
-__all__ = ["AffinityNet", "AffinityOutput", "affinity_graph", "build_backbone"]
+__all__ = ["AffinityNet", "AffinityOutput", "affinity_graph", "affinity_maps", "build_backbone"]
 
 
 class AffinityOutput(NamedTuple):
@@ -192,6 +192,45 @@ class AffinityNet(nn.Module):
 
 
 @torch.no_grad()
+def affinity_maps(model: "AffinityNet", image: np.ndarray,
+                  device: Union[str, torch.device, None] = None) -> AffinityOutput:
+    """Node features and affinity features of one photo on its exact node grid.
+
+    Runs the model in eval mode (restoring its mode afterwards) on the
+    ImageNet-normalised photo and resizes both maps to ``model.grid_size(H, W)``
+    if the backbone rounds sizes differently.
+
+    Args:
+        model (AffinityNet): the (trained) affinity network.
+        image (ndarray): ``(H, W, 3)`` uint8 RGB photo.
+        device (str or torch.device, optional): where to run; default the
+            model's device.
+
+    Returns:
+        AffinityOutput: ``features`` ``(sum C_l, h, w)`` and ``affinity``
+        ``(d_A, h, w)``, no batch dimension.
+    """
+    if not isinstance(model, AffinityNet):
+        raise TypeError(f"model must be an AffinityNet, got {type(model).__name__}")
+    x = preprocess(image)[None]
+    if device is None:
+        device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(x.to(device))
+    finally:
+        model.train(was_training)
+    size = model.grid_size(*image.shape[:2])
+    features, affinity = out.features[0], out.affinity[0]
+    if tuple(features.shape[-2:]) != size:  # a backbone with another size convention
+        features = F.interpolate(features[None], size, mode="bilinear", align_corners=False)[0]
+        affinity = F.interpolate(affinity[None], size, mode="bilinear", align_corners=False)[0]
+    check_finite(affinity, "the network's affinity map")
+    return AffinityOutput(features, affinity)
+
+
+@torch.no_grad()
 def affinity_graph(model: AffinityNet, image: np.ndarray, radius: int = 4,
                    window: str = "square", threshold: float = 1e-3,
                    device: Union[str, torch.device, None] = None) -> Data:
@@ -228,23 +267,7 @@ def affinity_graph(model: AffinityNet, image: np.ndarray, radius: int = 4,
         >>> data.grid_size, data.x.shape
         ((3, 4), torch.Size([12, 80]))
     """
-    if not isinstance(model, AffinityNet):
-        raise TypeError(f"model must be an AffinityNet, got {type(model).__name__}")
-    x = preprocess(image)[None]
-    if device is None:
-        device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        out = model(x.to(device))
-    finally:
-        model.train(was_training)
-    size = model.grid_size(*image.shape[:2])
-    features, affinity = out.features[0], out.affinity[0]
-    if tuple(features.shape[-2:]) != size:  # a backbone with another size convention
-        features = F.interpolate(features[None], size, mode="bilinear", align_corners=False)[0]
-        affinity = F.interpolate(affinity[None], size, mode="bilinear", align_corners=False)[0]
-    check_finite(affinity, "the network's affinity map")
+    features, affinity = affinity_maps(model, image, device)
     data = image_to_graph(features, radius, window, edge_features=affinity, threshold=threshold)
     data.stride = model.stride
     return data

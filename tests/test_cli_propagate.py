@@ -1,0 +1,141 @@
+"""``graphseg propagate`` and ``graphseg demo`` on the bundled sample."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch.distributed
+
+from graphseg.cli import main
+from graphseg.data import GrabCutDataset, sample_root, write_boxes_json, write_label_png
+from graphseg.nn.backbones import SmallCNN
+from graphseg.nn.models import AffinityNet
+from graphseg.seeds import save_classifier, small_cam_classifier
+from graphseg.segmenters import save_affinity_net
+from graphseg.utils.io import read_label_map
+
+FAST = ["--features", "colour", "--epochs", "4", "3", "--hidden", "8", "--threads", "1"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    """The three sample photos at a third of their size, their boxes, scribbles
+    and masks, and one corrupt image."""
+    dataset = GrabCutDataset(sample_root() / "grabcut")
+    for sub in ("images", "boxes", "scribbles", "masks"):
+        (tmp_path / sub).mkdir()
+    for name in dataset.names:
+        sample = dataset.load(name)
+        h, w = sample.image.shape[:2]
+        size = (w // 3, h // 3)
+        image = cv2.resize(sample.image, size, interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(tmp_path / "images" / f"{name}.png"), image[:, :, ::-1])
+        write_boxes_json(tmp_path / "boxes" / f"{name}.json", sample.boxes // [1, 3, 3, 3, 3])
+        nearest = cv2.INTER_NEAREST
+        write_label_png(tmp_path / "scribbles" / f"{name}.png",
+                        cv2.resize(dataset.scribbles(name, 1), size, interpolation=nearest))
+        write_label_png(tmp_path / "masks" / f"{name}.png",
+                        cv2.resize(sample.label, size, interpolation=nearest))
+    (tmp_path / "images" / "broken.png").write_bytes(b"not a png")
+    return tmp_path
+
+
+def manifest(out: Path, name="manifest.json") -> dict:
+    return json.loads((out / name).read_text())
+
+
+def test_boxes_resume_and_a_corrupt_image(folder, capsys):
+    out = folder / "out"
+    args = ["propagate", "--images", str(folder / "images"), "--boxes", str(folder / "boxes"),
+            "--out", str(out), "--gt", str(folder / "masks"), "--save-probs", *FAST]
+    assert main(args) == 1  # the corrupt image fails, the others are written
+    captured = capsys.readouterr()
+    assert "error: broken:" in captured.err and "1 of 4 images failed" in captured.err
+    assert "mIoU" in captured.out
+    for name in ("llama", "memorial", "teddy"):
+        label = read_label_map(out / f"{name}.png")
+        instances = cv2.imread(str(out / "instances" / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+        assert instances.dtype == np.uint16 and label.shape == instances.shape
+        assert np.array_equal(instances > 0, label == 1) or (instances[label == 1] <= 1).all()
+        assert np.load(out / "probs" / f"{name}.npz")["probs"].shape == (2, *label.shape)
+    record = manifest(out)
+    assert record["images"]["broken"]["status"] == "failed"
+    assert record["images"]["teddy"]["status"] == "ok"
+    assert record["images"]["teddy"]["seconds"]["total"] > 0
+    assert record["options"]["config"]["stage1_epochs"] == 4 and "torch" in record["stack"]
+
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
+    assert main(args) == 1  # resumed: only the corrupt image is tried again
+    assert "3 already done" in capsys.readouterr().out
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")} == before
+    (folder / "images" / "broken.png").unlink()
+    assert main(args) == 0
+    assert main([*args, "--overwrite"]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")} != before
+
+
+def test_workers_give_the_same_masks(folder):
+    (folder / "images" / "broken.png").unlink()
+    common = ["propagate", "--images", str(folder / "images"), "--scribbles",
+              str(folder / "scribbles"), *FAST, "--crf", "none"]
+    assert main([*common, "--out", str(folder / "one")]) == 0
+    assert main([*common, "--out", str(folder / "two"), "--workers", "2"]) == 0
+    for name in ("llama", "memorial", "teddy"):
+        assert np.array_equal(read_label_map(folder / "one" / f"{name}.png"),
+                              read_label_map(folder / "two" / f"{name}.png"))
+
+
+def test_random_walk_points_and_tags(folder):
+    (folder / "images" / "broken.png").unlink()
+    cam = folder / "cam.pt"
+    save_classifier(small_cam_classifier(classes=(1,), width=4), cam)
+    (folder / "tags.json").write_text(json.dumps({"llama": [1], "memorial": [1], "teddy": [1]}))
+    common = ["--images", str(folder / "images"), *FAST]
+    assert main(["propagate", *common, "--points", str(folder / "scribbles"), "--layer",
+                 "random-walk", "--out", str(folder / "walk")]) == 0
+    net = folder / "affinity.pt"
+    save_affinity_net(AffinityNet(SmallCNN(width=8, seed=0), affinity_channels=28), net)
+    assert main(["propagate", *common, "--scribbles", str(folder / "scribbles"), "--affinity",
+                 str(net), "--out", str(folder / "affinity")]) == 0
+    assert manifest(folder / "affinity")["options"]["affinity"] == str(net)
+    assert main(["propagate", *common, "--tags", str(folder / "tags.json"), "--cam", str(cam),
+                 "--out", str(folder / "tags")]) == 0
+    assert manifest(folder / "tags")["options"]["num_classes"] == 2
+    assert len(list((folder / "tags").glob("*.png"))) == 3
+
+
+def test_missing_folder_is_a_usage_error(folder, capsys):
+    assert main(["propagate", "--images", str(folder / "nope"), "--boxes",
+                 str(folder / "boxes"), "--out", str(folder / "out")]) == 2
+    assert "--images" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
+def test_torchrun_shards_the_images(folder):
+    (folder / "images" / "broken.png").unlink()
+    out = folder / "out"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--standalone", "-m", "graphseg", "propagate", "--images",
+               str(folder / "images"), "--boxes", str(folder / "boxes"), "--out", str(out),
+               *FAST]
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    shards = [set(manifest(out, f"manifest.rank{r}.json")["images"]) for r in (0, 1)]
+    assert shards[0] and shards[1] and not shards[0] & shards[1]
+    assert shards[0] | shards[1] == {"llama", "memorial", "teddy"}
+    assert len(list(out.glob("*.png"))) == 3
+
+
+def test_demo(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--limit", "1", "--features", "colour",
+                 "--epochs", "3", "2", "--hidden", "8", "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "GrabCut" in printed and "mean" in printed and str(tmp_path.resolve()) in printed
+    assert {p.name for p in tmp_path.glob("*.png")} == {"llama_boxes.png", "llama_scribbles.png"}

@@ -1,0 +1,162 @@
+"""graphseg.segmenters.propagate: weak annotations of one photo to dense labels."""
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from graphseg.data import GrabCutDataset, sample_root
+from graphseg.metrics import object_iou
+from graphseg.nn.backbones import ESPNetv2Encoder
+from graphseg.segmenters import (
+    A2GNNConfig,
+    backbone_features,
+    box_instances,
+    node_features,
+    propagate,
+    walk_seeds,
+)
+from graphseg.seeds import small_cam_classifier
+
+FAST = dict(stage1_epochs=15, stage2_epochs=10, hidden_channels=16)
+
+
+def small_sample(name="teddy", scale=0.4):
+    """A bundled GrabCut photo shrunk to ``scale`` with its mask, box and scribbles."""
+    dataset = GrabCutDataset(sample_root() / "grabcut")
+    sample = dataset.load(name)
+    h, w = sample.image.shape[:2]
+    size = (round(w * scale), round(h * scale))
+    image = cv2.resize(sample.image, size, interpolation=cv2.INTER_AREA)
+    label = cv2.resize(sample.label, size, interpolation=cv2.INTER_NEAREST)
+    scribbles = cv2.resize(dataset.scribbles(name, 1), size, interpolation=cv2.INTER_NEAREST)
+    box = np.round(sample.boxes.astype(float) * [1, scale, scale, scale, scale]).astype(int)
+    return image, label, box, scribbles
+
+
+def test_box_instances_smaller_box_owns_overlap():
+    labels = np.zeros((4, 10), np.uint8)
+    labels[:, 2:9] = 1
+    labels[0, 5] = 2
+    out = box_instances(labels, [[1, 0, 0, 7, 4], [1, 5, 0, 10, 4], [2, 4, 0, 6, 2]])
+    assert out.dtype == np.uint16
+    assert out[1].tolist() == [0, 0, 1, 1, 1, 2, 2, 2, 2, 0]
+    assert out[0, 5] == 3 and out[0, 4] == 1  # class 2 pixel only in box 3; box 1 keeps its own
+
+
+def test_boxes_on_a_real_photo_beat_the_box():
+    image, label, box, _ = small_sample()
+    out = propagate(image, box, "boxes", 2, config=A2GNNConfig.release("boxes", **FAST),
+                    features="colour", seed=0)
+    filled = np.zeros_like(label)
+    _, x1, y1, x2, y2 = box[0]
+    filled[y1:y2, x1:x2] = 1
+    assert out.labels.shape == label.shape and out.probs.shape == (2, *label.shape)
+    assert np.allclose(out.probs.sum(axis=0), 1, atol=1e-3)
+    assert object_iou(out.labels, label) > object_iou(filled, label) + 0.3
+    assert set(np.unique(out.instances)) <= {0, 1}
+    assert np.array_equal(out.instances == 1, (out.labels == 1) & (filled == 1))
+    assert set(out.seconds) == {"seeds", "features", "propagation", "postprocess", "total"}
+
+
+def test_seeded_runs_repeat():
+    image, _, box, _ = small_sample(scale=0.25)
+    config = A2GNNConfig.release("boxes", **FAST)
+    a = propagate(image, box, "boxes", 2, config=config, features="colour", crf=None, seed=3)
+    b = propagate(image, box, "boxes", 2, config=config, features="colour", crf=None, seed=3)
+    assert np.array_equal(a.probs, b.probs)
+
+
+@pytest.mark.parametrize("layer", ["a2gnn", "gcn", "random-walk"])
+def test_scribbles_every_layer(layer):
+    image, label, _, scribbles = small_sample()
+    out = propagate(image, scribbles, "scribbles", 2, layer=layer,
+                    config=A2GNNConfig.release("scribbles", **FAST), features="colour")
+    known = out.seeds != 255
+    assert known.any() and (out.seeds[known] == label[known]).mean() > 0.95
+    assert object_iou(out.labels, label) > 0.6
+
+
+def test_points_and_tags_fuse_with_the_cam_walk():
+    image, label, _, _ = small_sample(scale=0.25)
+    points = np.full(label.shape, 255, np.uint8)
+    ys, xs = np.nonzero(label == 1)
+    points[ys[len(ys) // 2], xs[len(xs) // 2]] = 1
+    points[2, 2] = 0
+    cam = small_cam_classifier(classes=(1,), width=4)
+    config = A2GNNConfig.release("points", **FAST)
+    for kind, annotation in (("points", points), ("tags", [1])):
+        out = propagate(image, annotation, kind, 3, config=config, cam=cam, features="colour")
+        assert out.probs.shape == (3, *label.shape)
+        assert out.probs[2].max() < 1e-6  # class 2 is neither tagged nor pointed at
+        assert out.instances is None
+
+
+def test_walk_seeds_keeps_regions_apart():
+    edge = torch.zeros(1, 6, 8)
+    edge[:, :, 4:] = 5.0  # a strong edge between the halves
+    labels = torch.full((48,), 255)
+    labels[0], labels[47] = 0, 1
+    probs = walk_seeds(labels, 2, edge, radius=2)
+    assert torch.allclose(probs.sum(dim=1), torch.ones(48))
+    side = probs.argmax(dim=1).view(6, 8)
+    assert (side[:, :4] == 0).all() and (side[:, 4:] == 1).all()
+
+
+def test_node_features():
+    image = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    assert node_features(image, "colour").shape == (10, 7, 9)
+    features = backbone_features(ESPNetv2Encoder().eval(), image, (7, 9))
+    assert features.shape == (128 + 256 + 512, 7, 9) and features.min() >= 0
+    with pytest.raises(ValueError, match="levels = 5"):
+        backbone_features(ESPNetv2Encoder().eval(), image, (7, 9), levels=5)
+    with pytest.raises(ValueError, match="features must be one of"):
+        node_features(image, "resnet")
+
+
+def test_bundled_espnetv2_features_run():
+    image, _, _, _ = small_sample(scale=0.25)
+    features = node_features(image)
+    assert features.shape == (896, -(-image.shape[0] // 8), -(-image.shape[1] // 8))
+    assert torch.isfinite(features).all() and features.sum() > 0
+
+
+def test_bad_input():
+    image, label, box, scribbles = small_sample(scale=0.25)
+    with pytest.raises(ValueError, match="CAM classifier"):
+        propagate(image, [1], "tags", 2)
+    with pytest.raises(ValueError, match="no scribbles seed"):
+        propagate(image, np.full(label.shape, 255, np.uint8), "scribbles", 2, features="colour")
+    with pytest.raises(ValueError, match="not below num_classes"):
+        propagate(image, [[4, *box[0, 1:]]], "boxes", 3, features="colour")
+    with pytest.raises(ValueError, match="kind"):
+        propagate(image, box, "clicks", 2)
+    with pytest.raises(ValueError, match="layer"):
+        propagate(image, box, "boxes", 2, layer="mlp")
+    with pytest.raises(ValueError, match="scribbles"):
+        propagate(image, scribbles[:-1], "scribbles", 2)
+    with pytest.raises(ValueError, match="outside"):
+        propagate(image, [[1, 1000, 1000, 1100, 1100]], "boxes", 2)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu_labels():
+    image, label, box, _ = small_sample(scale=0.25)
+    config = A2GNNConfig.release("boxes", **FAST)
+    cpu = propagate(image, box, "boxes", 2, config=config, features="colour", crf=None)
+    gpu = propagate(image, box, "boxes", 2, config=config, features="colour", crf=None,
+                    device="cuda")
+    assert (cpu.labels == gpu.labels).mean() > 0.98
+
+
+def test_affinity_network_gives_features_and_edges():
+    from graphseg.nn.backbones import SmallCNN
+    from graphseg.nn.models import AffinityNet
+
+    image, label, box, _ = small_sample(scale=0.25)
+    net = AffinityNet(SmallCNN(width=8, seed=0), affinity_channels=28, seed=0)
+    out = propagate(image, box, "boxes", 2, affinity=net, crf=None,
+                    config=A2GNNConfig.release("boxes", **FAST))
+    assert out.labels.shape == label.shape and np.isfinite(out.probs).all()
+    with pytest.raises(ValueError, match="affinity network's is 8"):
+        propagate(image, box, "boxes", 2, affinity=net, stride=4)
