@@ -5,7 +5,7 @@ import pytest
 from conftest import load_grabcut
 
 from graphseg.seeds import box_seeds, confident_box_seeds, fuse_box_cam, grabcut_box
-from graphseg.seeds.boxes import MIN_BOX_AREA
+from graphseg.seeds.boxes import LOW_CONTEXT, MIN_BOX_AREA, context_ratio
 
 
 def _two_squares():
@@ -57,7 +57,7 @@ def test_overlap_smaller_box_owns_the_pixel():
     image = _two_squares()
     big = [7, 5, 5, 75, 55]       # both squares
     small = [3, 8, 8, 32, 32]     # the bright square only
-    labels = box_seeds(image, [big, small], band=0).labels
+    labels = box_seeds(image, [big, small], band=0, wide_band=0).labels
     assert (labels[12:28, 12:28] == 3).all()
     assert (labels == 7).any()    # the big box's GrabCut keeps what the small one leaves
 
@@ -72,6 +72,8 @@ def test_bad_boxes():
         box_seeds(image, [[0, 5, 5, 30, 30]])
     with pytest.raises(ValueError, match="band"):
         box_seeds(image, [[1, 5, 5, 30, 30]], band=0.5)
+    with pytest.raises(ValueError, match="wide_band"):
+        box_seeds(image, [[1, 5, 5, 30, 30]], wide_band=-0.1)
     with pytest.raises(ValueError, match="too small for GrabCut"):
         grabcut_box(image, (0, 0, 4, 4))
     with pytest.warns(UserWarning, match="clipped"):
@@ -110,3 +112,39 @@ def test_fusion_equations():
                                   missed)
     with pytest.raises(ValueError, match="cam_labels has shape"):
         fuse_box_cam(m_b, boxes, m_i[:, :3])
+
+
+def _leaky_scene():
+    """A red disc on a blue mat on green grass, the box the whole image: with no
+    context outside the box GrabCut only sees grass as background and takes the
+    mat too (the banana1 / cross failure of GrabCut-13)."""
+    image = np.full((80, 100, 3), (40, 120, 40), dtype=np.uint8)
+    image[20:68, 26:74] = (40, 40, 200)              # the mat, away from the box's edge
+    yy, xx = np.mgrid[:80, :100]
+    disc = (yy - 44) ** 2 + (xx - 50) ** 2 < 15 ** 2
+    image[disc] = (230, 30, 30)
+    rng = np.random.default_rng(0)
+    image = np.clip(image + rng.integers(-8, 9, image.shape), 0, 255).astype(np.uint8)
+    label = np.where(disc, 1, 0).astype(np.uint8)
+    return image, label
+
+
+def test_low_context_boxes_get_the_wide_band():
+    assert context_ratio((0, 0, 100, 80), (80, 100)) == 0 < LOW_CONTEXT
+    assert context_ratio((40, 30, 60, 50), (80, 100)) == 3
+    image, label = _leaky_scene()
+    box = [[1, 0, 0, 100, 80]]
+    plain = box_seeds(image, box, band=0, wide_band=0).labels
+    # GrabCut takes the floor too: Eq. 3.2 seeds are far from precise here
+    assert (label[plain == 1] == 1).mean() < 0.8
+    default = box_seeds(image, box).labels
+    narrow = box_seeds(image, box, wide_band=0).labels          # band 0.05 only
+    kept, kept_narrow = default == 1, narrow == 1
+    assert kept.sum() < kept_narrow.sum()
+    assert kept.any() and (label[kept] == 1).mean() > (label[kept_narrow] == 1).mean()
+    assert (label[kept] == 1).mean() > 0.95
+    # a box with its full context keeps the narrow band
+    small = [[1, 30, 10, 70, 50]]
+    assert context_ratio(small[0][1:], image.shape[:2]) >= LOW_CONTEXT
+    np.testing.assert_array_equal(box_seeds(image, small).labels,
+                                  box_seeds(image, small, wide_band=0).labels)
