@@ -386,6 +386,17 @@ def run_all(args, items, rows, edge_maps):
 
 
 # ----------------------------------------------------------------------------- output
+def cpu_model() -> str:
+    """The CPU's model name (Linux), for the machine line; '' where unknown."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 def environment(args) -> dict:
     def version(name):
         try:
@@ -395,7 +406,7 @@ def environment(args) -> dict:
 
     return {"graphseg": __version__, "python": platform.python_version(),
             "platform": platform.platform(),
-            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+            "machine": f"{platform.machine()} {platform.processor() or cpu_model()}".strip(),
             "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "torch_geometric": version("torch_geometric"),
             "numpy": np.__version__, "opencv": cv2.__version__,
@@ -450,7 +461,7 @@ def plot(path, rows):
     import matplotlib.pyplot as plt
 
     sections = [s for s in SECTIONS if any(r["section"] == s for r in rows)]
-    fig, axes = plt.subplots(1, len(sections), figsize=(6 * len(sections), 4.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(sections), figsize=(6 * len(sections), 5.5), squeeze=False)
     for ax, section in zip(axes[0], sections):
         table = [r for r in rows if r["section"] == section]
         columns = list(dict.fromkeys((r["dataset"], r["kind"]) for r in table))
@@ -471,10 +482,10 @@ def plot(path, rows):
         ax.set_ylabel("pooled mIoU (GrabCut: 2 classes)")
         ax.set_title({"layers": "layers (Fig. 3.7)", "losses": "losses (Table 3.5)",
                       "graphs": "graphs (Table 3.6)"}[section], fontsize=10)
-        ax.legend(fontsize=6, ncol=2, loc="lower left")
+        ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
