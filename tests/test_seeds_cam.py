@@ -160,3 +160,55 @@ def test_cam_seeds_on_a_real_image(data_kit):
     assert set(np.unique(none.labels)) <= {0, 255}
     with pytest.raises(ValueError, match="method"):
         cam_seeds(model, image, tags=[9], method="best")
+
+
+def test_espnetv2_cam_classifier_shape_training_and_round_trip(tmp_path):
+    from graphseg.seeds import ESPNetv2Features, espnetv2_cam_classifier
+    model = espnetv2_cam_classifier((1, 2))          # the bundled VOC weights
+    assert model.classifier.in_channels == 768 and model.backbone.stride == 8
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        assert model.cam(x).shape == (1, 2, 8, 12)   # stride 8
+    model.train()
+    assert not model.backbone.encoder.training       # frozen batch norm
+    encoder = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    images, tags = _toy_set(count=6)
+    history = train_cam_classifier(model, images, tags, epochs=3, size=32, batch_size=4,
+                                   lr=1e-2, progress=False)
+    assert len(history) == 3 and history[-1] < history[0] and model.input_size == 32
+    for key, value in model.backbone.state_dict().items():
+        torch.testing.assert_close(value, encoder[key])   # only the classifier trained
+    assert multiscale_cam(model, images[0], scales=(1.0,)).shape == (2, 32, 32)
+    save_classifier(model, tmp_path / "esp.pt")
+    loaded = load_classifier(tmp_path / "esp.pt")    # rebuilt without the .pth file
+    assert isinstance(loaded.backbone, ESPNetv2Features) and loaded.backbone.levels == (3, 4)
+    assert loaded.input_size == 32 and loaded.classes == (1, 2)
+    np.testing.assert_allclose(multiscale_cam(loaded, images[0], scales=(1.0,)),
+                               multiscale_cam(model, images[0], scales=(1.0,)),
+                               rtol=1e-4, atol=1e-5)
+    coarse = espnetv2_cam_classifier((1,), weights=None, levels=(4,))
+    assert coarse.classifier.in_channels == 512 and coarse.backbone.stride == 16
+    with pytest.raises(ValueError, match="levels"):
+        espnetv2_cam_classifier((1,), weights=None, levels=(5,))
+    with pytest.raises(FileNotFoundError):
+        espnetv2_cam_classifier((1,), weights=tmp_path / "missing.pth")
+
+
+def test_release_regions():
+    from graphseg.seeds import release_regions
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)
+    cam = np.zeros((2, 30, 30), dtype=np.float32)
+    cam[0, 5:15, 5:15] = 1.0
+    cam[1, 18:28, 15:28] = 2.0
+    probs, ids = cam_probabilities(cam, tags=[4, 7], classes=(4, 7))
+    seeds = release_regions(image, probs, ids)
+    assert seeds.classes == (0, 4, 7) and seeds.scores.shape == (3, 30, 30)
+    assert set(np.unique(seeds.labels)) <= {0, 4, 7, 255}
+    assert (seeds.labels == 4).any() and (seeds.labels[seeds.labels == 4] != 7).all()
+    assert seeds.labels[0, 29] == 0 and (seeds.labels[cam[0] == 0] != 4).all()
+    assert cam_seeds(small_cam_classifier((4, 7), width=4), image, [4], method="release",
+                     scales=(1.0,)).labels.shape == (30, 30)
+    with pytest.raises(ValueError, match="threshold"):
+        release_regions(image, probs, ids, threshold=2)

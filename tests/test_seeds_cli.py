@@ -60,6 +60,10 @@ def test_boxes(folders, capsys):
     seeds = read_label_map(out / "teddy.png")
     assert seeds[0, 0] == 0 and (seeds == 1).any()
     assert "wrote 2 seed maps" in capsys.readouterr().out
+    plain = folders / "plain"
+    assert main(["seeds", "--images", str(folders / "images"), "--boxes", str(folders / "boxes"),
+                 "--out", str(plain), "--band", "0", "--wide-band", "0"]) == 0
+    assert (read_label_map(plain / "teddy.png") == 1).sum() >= (seeds == 1).sum()
 
 
 def test_tags_train_a_classifier(folders, capsys):
@@ -71,7 +75,12 @@ def test_tags_train_a_classifier(folders, capsys):
             "--epochs", "1", "--threads", "1"]
     assert main(argv) == 0
     assert (out / "cam.pt").is_file() and (out / "sheep.png").is_file()
+    assert torch.load(out / "cam.pt")["architecture"]["name"] == "espnetv2"   # the default
     assert main(argv + ["--cam", str(out / "cam.pt"), "--overwrite"]) == 0
+    small = folders / "small"
+    assert main(["seeds", "--images", str(folders / "images"), "--tags", str(tags), "--out",
+                 str(small), "--epochs", "1", "--threads", "1", "--backbone", "small"]) == 0
+    assert torch.load(small / "cam.pt")["architecture"]["name"] == "small"
 
 
 def test_missing_input_folder(tmp_path, capsys):

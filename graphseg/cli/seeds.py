@@ -9,9 +9,12 @@ prints the seeds' coverage and precision.
 Inputs (one file per image, the formats of :mod:`graphseg.data.formats`):
 ``--boxes DIR`` ``STEM.json`` (or ``STEM.xml`` with ``--classes``); ``--scribbles DIR``
 / ``--points DIR`` ``STEM.png``; ``--tags`` a folder of ``STEM.json`` tag files or
-one JSON file ``{"STEM": [class, ...], ...}``.  Without ``--cam`` a default CAM
+one JSON file ``{"STEM": [class, ...], ...}``.  Without ``--cam`` a CAM
 classifier is first trained on the given images and tags and saved as
-``OUT/cam.pt`` (reused by a resumed run).
+``OUT/cam.pt`` (reused by a resumed run): by default the 1x1 classifier of the
+pretrained ESPNetv2 encoder (frozen; ``--weights``, default the bundled
+PASCAL VOC weights), or with ``--backbone small`` the small CNN trained from
+scratch.  ``--cam`` loads either kind (the checkpoint says which).
 """
 from __future__ import annotations
 
@@ -28,8 +31,9 @@ from graphseg.data import read_boxes_json, read_classes, read_seeds, read_tags_j
     read_voc_xml, write_label_png
 from graphseg.data.dataset import find_file, stems
 from graphseg.metrics import SeedQuality
-from graphseg.seeds import box_seeds, cam_seeds, expand_seeds, load_classifier, save_classifier, \
-    small_cam_classifier, train_cam_classifier
+from graphseg.nn.backbones.pretrained import BUNDLED_WEIGHTS
+from graphseg.seeds import box_seeds, cam_seeds, espnetv2_cam_classifier, expand_seeds, \
+    load_classifier, save_classifier, small_cam_classifier, train_cam_classifier
 from graphseg.seeds.cam import METHODS
 from graphseg.utils.io import read_image, read_label_map
 
@@ -77,12 +81,18 @@ def classifier(args, images_dir: Path, names, tags, out: Path):
     present = sorted({t for n in tagged for t in tags[n]} - {args.background})
     if not present:
         raise SystemExit("error: --tags names no foreground class; nothing to train on")
-    model = small_cam_classifier(present, seed=args.seed)
+    if args.backbone == "espnetv2":
+        model = espnetv2_cam_classifier(present, weights=args.weights, seed=args.seed)
+        options = {"size": 320, "lr": 1e-3}
+    else:
+        model = small_cam_classifier(present, seed=args.seed)
+        options = {}
     images = [read_image(find_file(images_dir, n)) for n in tagged]
-    print(f"training a CAM classifier on {len(images)} images, classes {present}")
+    print(f"training a CAM classifier ({args.backbone}) on {len(images)} images, "
+          f"classes {present}")
     train_cam_classifier(model, images, [[t for t in tags[n] if t != args.background]
                                          for n in tagged],
-                         epochs=args.epochs, seed=args.seed)
+                         epochs=args.epochs, seed=args.seed, **options)
     save_classifier(model, saved)
     return model
 
@@ -112,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
         image = read_image(find_file(images_dir, name))
         if args.boxes:
             seeds = box_seeds(image, read_boxes(source, name, classes, image.shape[:2]),
-                              args.background, args.band, seed=args.seed)
+                              args.background, args.band, seed=args.seed,
+                              wide_band=args.wide_band)
         elif args.tags:
             if name not in tags:
                 raise FileNotFoundError(f"{args.tags}: no tags for this image")
@@ -155,6 +166,13 @@ def add_parser(subparsers) -> None:
     kind.add_argument("--tags", metavar="FILE", help="tags JSON mapping, or folder of STEM.json")
     parser.add_argument("--cam", metavar="CHECKPOINT",
                         help="CAM classifier for --tags (default: train one, OUT/cam.pt)")
+    parser.add_argument("--backbone", choices=("espnetv2", "small"), default="espnetv2",
+                        help="tags: backbone of a classifier trained here: the frozen "
+                             "pretrained ESPNetv2 encoder (default) or a small CNN from scratch")
+    parser.add_argument("--weights", metavar="PTH", default=str(BUNDLED_WEIGHTS),
+                        help="tags: ESPNetv2 weights for --backbone espnetv2 (default: the "
+                             "bundled PASCAL VOC weights, = the data kit's "
+                             "weights/espnetv2_s_2.0_pascal_384x384.pth)")
     parser.add_argument("--out", required=True, metavar="DIR")
     parser.add_argument("--gt", metavar="DIR", help="STEM.png ground truth: print coverage "
                                                     "and precision")
@@ -163,7 +181,12 @@ def add_parser(subparsers) -> None:
                         help="background class id (default 0)")
     parser.add_argument("--band", type=float, default=0.05,
                         help="boxes: unknown band inside GrabCut's border, fraction of the "
-                             "box's shorter side (default 0.05; 0 = thesis Eq. 3.2)")
+                             "box's shorter side (default 0.05; with --wide-band 0, 0 = "
+                             "thesis Eq. 3.2)")
+    parser.add_argument("--wide-band", type=float, default=0.25,
+                        help="boxes: the band of boxes covering most of the image (GrabCut "
+                             "context under 0.25 of the box), where GrabCut fails most "
+                             "(default 0.25)")
     parser.add_argument("--superpixel-area", type=int, default=100, metavar="PIXELS",
                         help="scribbles/points: mean SLIC superpixel size (default 100)")
     parser.add_argument("--method", choices=METHODS, default="reliable",

@@ -30,9 +30,11 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from graphseg.data.classes import IGNORE
-from graphseg.nn.backbones.pretrained import IMAGENET_MEAN, IMAGENET_STD
+from graphseg.nn.backbones.espnetv2 import ESPNetv2Encoder
+from graphseg.nn.backbones.pretrained import BUNDLED_WEIGHTS, IMAGENET_MEAN, IMAGENET_STD, \
+    load_espnetv2_voc
 from graphseg.seeds.common import Seeds, check_fraction, check_image
-from graphseg.seeds.crf import crf_labels
+from graphseg.seeds.crf import crf_labels, dense_crf
 from graphseg.utils.checks import check_positive_int
 from graphseg.utils.io import atomic_open
 
@@ -115,6 +117,81 @@ def small_cam_classifier(classes: Sequence[int], width: int = 32, seed: int = 0)
     return model
 
 
+class ESPNetv2Features(nn.Module):
+    """Frozen ESPNetv2 encoder features for a CAM: the chosen levels, the coarser ones
+    resized bilinearly to the finest and concatenated along channels.
+
+    The encoder never trains: its parameters do not require gradients and
+    :meth:`train` leaves it in eval mode (its batch-norm statistics stay those of
+    the pretrained weights).
+
+    Args:
+        levels: encoder levels (1-4; strides 2, 4, 8, 16), at least one.
+    """
+
+    def __init__(self, levels: Sequence[int] = (3, 4)):
+        super().__init__()
+        levels = tuple(sorted(set(int(level) for level in levels)))
+        if not levels or not all(1 <= level <= 4 for level in levels):
+            raise ValueError(f"levels must be encoder levels in 1..4, got {levels}")
+        self.levels = levels
+        self.encoder = ESPNetv2Encoder()
+        self.encoder.requires_grad_(False)
+        self.encoder.eval()
+        self.channels = sum(ESPNetv2Encoder.channels[level - 1] for level in levels)
+        self.stride = ESPNetv2Encoder.strides[levels[0] - 1]
+
+    def train(self, mode: bool = True) -> "ESPNetv2Features":
+        super().train(mode)
+        self.encoder.eval()
+        return self
+
+    def forward(self, x: Tensor) -> Tensor:
+        maps = self.encoder.forward_features(x)
+        chosen = [maps[level - 1] for level in self.levels]
+        size = chosen[0].shape[-2:]
+        return torch.cat([chosen[0]] + [F.interpolate(m, size=size, mode="bilinear",
+                                                      align_corners=False)
+                                        for m in chosen[1:]], dim=1)
+
+
+def espnetv2_cam_classifier(classes: Sequence[int],
+                            weights: Optional[Union[str, Path]] = BUNDLED_WEIGHTS,
+                            levels: Sequence[int] = (3, 4), seed: int = 0) -> CAMClassifier:
+    """A CAM classifier on the pretrained ESPNetv2 encoder (frozen) with a 1x1 classifier.
+
+    The encoder is that of the PASCAL VOC weights (:func:`load_espnetv2_voc`);
+    only the classifier trains (:func:`train_cam_classifier` then caches the
+    encoder's pooled features once, so training takes seconds after one pass
+    over the images).  With the default levels 3 and 4 the CAM has stride 8
+    and 768 feature channels.
+
+    Args:
+        classes: label ids of the outputs.
+        weights: the ``.pth`` state dict (default: the bundled copy of the data
+            kit's weights); ``None`` leaves the encoder randomly initialised (for
+            :func:`load_classifier`, whose checkpoint holds the encoder too).
+        levels: encoder levels concatenated (see :class:`ESPNetv2Features`).
+        seed: initialisation seed of the classifier.
+
+    Returns:
+        CAMClassifier: ``input_size`` 320 until trained.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        backbone = ESPNetv2Features(levels)
+        if weights is not None:
+            backbone.encoder.load_state_dict(load_espnetv2_voc(weights).base_net.state_dict())
+        model = CAMClassifier(backbone, backbone.channels, classes)
+    model.architecture = {"name": "espnetv2", "levels": list(backbone.levels)}
+    model.input_size = 320
+    return model.eval()
+
+
+def _frozen(model: CAMClassifier) -> bool:
+    return not any(p.requires_grad for p in model.backbone.parameters())
+
+
 def _to_tensor(image: np.ndarray, size: Optional[int]) -> Tensor:
     """``(1, 3, h, w)`` float in [0, 1], the longer side resized to ``size``."""
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
@@ -134,6 +211,13 @@ def train_cam_classifier(model: CAMClassifier, images: Sequence[np.ndarray],
 
     Images are resized to ``size x size`` once; each epoch shuffles them and
     flips half horizontally.  Adam with weight decay 1e-4.
+
+    A model whose backbone has no trainable parameter (a frozen pretrained
+    encoder, :func:`espnetv2_cam_classifier`) trains only its classifier on
+    cached features: every image, its longer side resized to ``0.75 * size``,
+    ``size`` and ``1.25 * size`` (aspect kept), and its mirror image go once
+    through the backbone; the pooled features are kept, and each epoch is a
+    pass over those six vectors per image.
 
     Args:
         model: the classifier; trained in place, left in eval mode, and its
@@ -163,6 +247,8 @@ def train_cam_classifier(model: CAMClassifier, images: Sequence[np.ndarray],
             raise ValueError(f"tags of image {i} name classes {unknown} that the classifier "
                              f"does not have (its classes: {list(model.classes)})")
         targets[i, [index[int(t)] for t in image_tags]] = 1
+    if _frozen(model):
+        return _train_head(model, images, targets, epochs, size, batch_size, lr, seed, progress)
     data = torch.cat([F.interpolate(_to_tensor(check_image(im, f"images[{i}]"), None),
                                     size=(size, size), mode="bilinear", align_corners=False)
                       for i, im in enumerate(images)])
@@ -192,8 +278,50 @@ def train_cam_classifier(model: CAMClassifier, images: Sequence[np.ndarray],
     return history
 
 
+def _train_head(model: CAMClassifier, images, targets: Tensor, epochs: int, size: int,
+                batch_size: int, lr: float, seed: int, progress: bool) -> List[float]:
+    """The classifier of a frozen backbone, on cached pooled features."""
+    model.eval()
+    device = model.classifier.weight.device
+    pooled = []
+    with torch.no_grad():
+        for i, image in enumerate(tqdm(images, desc="CAM features", unit="image",
+                                       disable=not progress)):
+            image = check_image(image, f"images[{i}]")
+            for factor in (0.75, 1.0, 1.25):
+                x = _to_tensor(image, max(8, round(factor * size))).to(device)
+                for view in (x, x.flip(3)):
+                    pooled.append(model.features(view).mean(dim=(2, 3)))
+    features = torch.cat(pooled)
+    views = len(features) // len(targets)
+    labels = targets.repeat_interleave(views, dim=0).to(device)
+    weight = model.classifier.weight
+    generator = torch.Generator().manual_seed(seed)
+    optimiser = torch.optim.Adam([weight], lr=lr, weight_decay=1e-4)
+    loss_fn = nn.MultiLabelSoftMarginLoss()
+    history = []
+    bar = tqdm(range(epochs), desc="CAM classifier", unit="epoch", disable=not progress)
+    for _ in bar:
+        order = torch.randperm(len(features), generator=generator).to(device)
+        total = 0.0
+        for start in range(0, len(features), batch_size):
+            batch = order[start:start + batch_size]
+            logits = features[batch] @ weight.flatten(1).t()
+            loss = loss_fn(logits, labels[batch])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(batch)
+        history.append(total / len(features))
+        bar.set_postfix(loss=f"{history[-1]:.4f}")
+    model.eval()
+    model.input_size = size
+    return history
+
+
 def save_classifier(model: CAMClassifier, path: Union[str, Path]) -> None:
-    """Save weights, classes, input size and (for the default CNN) architecture, atomically."""
+    """Save weights, classes, input size and (for the default CNN and the ESPNetv2
+    classifier) architecture, atomically."""
     state = {"state_dict": model.state_dict(), "classes": list(model.classes),
              "input_size": model.input_size,
              "feature_channels": model.classifier.in_channels,
@@ -208,7 +336,8 @@ def load_classifier(path: Union[str, Path], backbone: Optional[nn.Module] = None
     Args:
         path: the checkpoint.
         backbone: the backbone module for a checkpoint of a custom backbone
-            (its weights are loaded from the file); ``None`` for the default CNN.
+            (its weights are loaded from the file); ``None`` for the default CNN
+            and the ESPNetv2 classifier, which are rebuilt from the checkpoint.
     """
     path = Path(path)
     if not path.is_file():
@@ -221,9 +350,15 @@ def load_classifier(path: Union[str, Path], backbone: Optional[nn.Module] = None
         raise ValueError(f"{path}: not a graphseg CAM checkpoint (no state_dict / classes)")
     architecture = state.get("architecture")
     if backbone is None:
-        if not architecture or architecture.get("name") != "small":
+        name = (architecture or {}).get("name")
+        if name == "small":
+            model = small_cam_classifier(state["classes"], architecture["width"])
+        elif name == "espnetv2":
+            # the encoder's weights are in the checkpoint: no need for the .pth file
+            model = espnetv2_cam_classifier(state["classes"], weights=None,
+                                            levels=architecture["levels"])
+        else:
             raise ValueError(f"{path}: the checkpoint has a custom backbone; pass backbone=")
-        model = small_cam_classifier(state["classes"], architecture["width"])
     else:
         model = CAMClassifier(backbone, state["feature_channels"], state["classes"])
     try:
@@ -381,13 +516,66 @@ def reliable_regions(image: np.ndarray, probs: np.ndarray, classes: Sequence[int
     return Seeds(labels, crf.scores, crf.classes)
 
 
+def release_regions(image: np.ndarray, probs: np.ndarray, classes: Sequence[int],
+                    low: float = 4.0, high: float = 32.0, keep: float = 0.4,
+                    threshold: float = 0.8, preset: str = "seed") -> Seeds:
+    """Reliable regions in the form of the authors' release (RRM), an option next to
+    the thesis' :func:`reliable_regions`.
+
+    From the max-normalised CAMs ``P_fg^c`` (rows 1.. of ``probs``; row 0 is
+    ignored), two dense CRFs run with background ``(1 - max_c P_fg^c) ** low``
+    and ``** high``.  A pixel is labelled ``c`` where ``c`` is its CAM argmax,
+    its CAM is in the top ``keep`` of the pixels of ``c``'s argmax region with
+    CAM > 0.1, and the low-exponent CRF says ``c`` with probability >=
+    ``threshold``; it is background where the high-exponent CRF says
+    background with probability >= ``threshold``; else 255.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        probs: ``(1 + T, H, W)`` from :func:`cam_probabilities` (the background
+            row is recomputed here).
+        classes: label id of every row (background first).
+        low, high: background exponents of the two CRFs, > 0.
+        keep: fraction of each class's region kept, in ``(0, 1]``.
+        threshold: smallest CRF probability of a label, in ``[0, 1]``.
+        preset: CRF preset.
+
+    Returns:
+        Seeds: the seeds; ``scores`` the low-exponent CRF's marginals.
+    """
+    image = check_image(image)
+    keep = check_fraction(keep, "keep")
+    if not (low > 0 and high > 0 and 0 <= threshold <= 1):
+        raise ValueError(f"low and high must be > 0 and threshold in [0, 1], got {low}, "
+                         f"{high}, {threshold}")
+    ids = np.asarray(classes, dtype=np.uint8)
+    fg = probs[1:].astype(np.float32)
+    top = fg.max(axis=0) if len(fg) else np.zeros(image.shape[:2], np.float32)
+    marginals = [dense_crf(image, _normalise(np.concatenate([((1.0 - top) ** e)[None], fg])),
+                         preset) for e in (low, high)]
+    out = np.full(image.shape[:2], IGNORE, dtype=np.uint8)
+    if len(fg):
+        argmax = fg.argmax(axis=0)
+        crf_low = marginals[0].argmax(axis=0)
+        sure_low = marginals[0].max(axis=0) >= threshold
+        for k in range(len(fg)):
+            region = (argmax == k) & (fg[k] > 0.1)
+            if not region.any():
+                continue
+            cut = np.quantile(fg[k][region], 1.0 - keep)
+            out[region & (fg[k] >= cut) & (crf_low == k + 1) & sure_low] = ids[k + 1]
+    background = (marginals[1].argmax(axis=0) == 0) & (marginals[1].max(axis=0) >= threshold)
+    out[background] = ids[0]
+    return Seeds(out, marginals[0].astype(np.float32), tuple(int(c) for c in ids))
+
+
 def _normalise(probs: np.ndarray) -> np.ndarray:
     """Scores divided by their sum per pixel (uniform where all are zero)."""
     total = probs.sum(axis=0, keepdims=True)
     return np.where(total > 0, probs / np.where(total > 0, total, 1), 1.0 / len(probs))
 
 
-METHODS = ("reliable", "confident", "crf", "argmax")
+METHODS = ("reliable", "release", "confident", "crf", "argmax")
 
 
 def cam_seeds(model: CAMClassifier, image: np.ndarray, tags: Sequence[int],
@@ -402,6 +590,8 @@ def cam_seeds(model: CAMClassifier, image: np.ndarray, tags: Sequence[int],
         tags: label ids present in the image (``model.classes`` ids).  With no
             tag every pixel is background.
         method: ``"reliable"`` reliable regions I_final (Eq. 2.7);
+            ``"release"`` the release's form of them (:func:`release_regions`,
+            background exponents 4 and 32; ``gamma`` unused);
             ``"confident"`` M'_I, the top ``keep`` of every class of the CAM
             argmax (Eq. 2.6 alone); ``"crf"`` the CRF labels M_I (Eq. 2.5, every
             pixel labelled); ``"argmax"`` the raw CAM argmax (every pixel).
@@ -429,6 +619,8 @@ def cam_seeds(model: CAMClassifier, image: np.ndarray, tags: Sequence[int],
     lookup = np.asarray(ids, dtype=np.uint8)
     if method == "reliable":
         return reliable_regions(image, probs, ids, keep, preset)
+    if method == "release":
+        return release_regions(image, probs, ids, keep=keep, preset=preset)
     if method == "crf":
         return crf_labels(image, _normalise(probs), ids, preset)
     labels = lookup[probs.argmax(axis=0)]
