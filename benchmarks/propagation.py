@@ -65,7 +65,7 @@ pixels ignored.  The thesis measures all three on PASCAL VOC 2012 *train* (mIoU 
 numbers are printed under each table for reference, not as a target.
 
     python benchmarks/propagation.py --json /tmp/bench_propagation/out.json \\
-        --plot /tmp/bench_propagation/out.png        # about 25 min on 2 shared cores
+        --plot /tmp/bench_propagation/out.png        # about 13 min on 2 shared cores
     python benchmarks/propagation.py --quick --json out.json   # under 2 minutes
     python benchmarks/propagation.py --sections losses --datasets grabcut --epochs 150 150
 """
