@@ -23,7 +23,7 @@
 Coverage: fraction of non-void ground-truth pixels that get a seed; precision:
 fraction of seeded (non-void) pixels whose seed is right; both pooled over pixels.
 
-    python benchmarks/seeds.py                   # about 6 minutes on 2 shared CPU cores
+    python benchmarks/seeds.py                   # about 7 minutes on 2 shared CPU cores
     python benchmarks/seeds.py --quick --json out.json
 """
 from __future__ import annotations

@@ -21,10 +21,10 @@ Rules (documented choices where the thesis is silent):
   typical failure is to take a large part of the background inside the box
   (on GrabCut-13 the two such failures, banana1 and cross, are both
   low-context boxes; their foreground precision is under 0.5).  With the
-  defaults GrabCut-13 box seeds reach 0.987 precision at 0.59 coverage
-  (band 0.05 alone: 0.932; band 0.15 everywhere: 0.960 at 0.54); on MSRC-v2
-  val boxes (tight, from the ground truth) the foreground inside the boxes is
-  0.947 precise at 0.59 coverage (band 0.05 alone: 0.954 at 0.70), see
+  defaults GrabCut-13 box seeds reach 0.987 precision at 0.60 coverage
+  (band 0.05 alone: 0.932 at 0.67; band 0.15 everywhere: 0.960 at 0.56); on
+  MSRC-v2 val boxes (tight, from the ground truth) 0.987 at 0.79 (band 0.05
+  alone: 0.987 at 0.82), see
   ``benchmarks/seeds.py``.  ``band=0, wide_band=0`` gives Eq. 3.2 exactly.
 * **Context.** GrabCut runs on the box plus a margin of half its size on each
   side (cut to the image), whose pixels seed the background model.  A box
