@@ -104,6 +104,12 @@ def consistency_check(labels: Tensor, features: Tensor, boxes: Tensor,
     the box labelled with the box's class whose cosine to the prototype is
     negative becomes ``ignore_index`` (the release's reading of Eq. 3.28).
     Returns a new label tensor; ``labels`` is not modified.
+
+    Note:
+        With non-negative features no cosine is negative, so nothing is removed.
+        That is the case for A2GNN's (and AGNN's) last-layer features, a ReLU
+        embedding followed by convex combinations, in the thesis and in the
+        release alike; the rule can act with ``GCNConv`` or ``GATConv`` layers.
     """
     h, w = grid_size
     out = labels.clone()
