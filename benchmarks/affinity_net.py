@@ -24,7 +24,6 @@ from scratch, and the ESPNetv2 encoder with the kit's PASCAL VOC weights, frozen
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time

@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     count, results = evaluate(model, dataset, args.limit, args.resize)
     elapsed = time.perf_counter() - start
     print(f"\nMSRC-v2, {count} photos, resized {args.resize} to {SIZE}, {elapsed:.0f} s\n")
-    print(f"| MSRC class | VOC class | IoU | GT pixels |\n|---|---|---|---|")
+    print("| MSRC class | VOC class | IoU | GT pixels |\n|---|---|---|---|")
     for row in results:
         iou = "n/a" if row["iou"] is None else f"{row['iou']:.3f}"
         print(f"| {row['msrc']} | {row['voc']} | {iou} | {row['gt_pixels']} |")

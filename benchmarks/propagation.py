@@ -74,19 +74,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
-import os
-import platform
 import sys
 import time
-from dataclasses import replace
-from importlib import metadata
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from graphseg import __version__
+from graphseg.cli.info import machine
 from graphseg.data import (
     GrabCutDataset,
     MSRCDataset,
@@ -386,31 +382,8 @@ def run_all(args, items, rows, edge_maps):
 
 
 # ----------------------------------------------------------------------------- output
-def cpu_model() -> str:
-    """The CPU's model name (Linux), for the machine line; '' where unknown."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
-
-
 def environment(args) -> dict:
-    def version(name):
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-
-    return {"graphseg": __version__, "python": platform.python_version(),
-            "platform": platform.platform(),
-            "machine": f"{platform.machine()} {platform.processor() or cpu_model()}".strip(),
-            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "torch_geometric": version("torch_geometric"),
-            "numpy": np.__version__, "opencv": cv2.__version__,
-            "scikit-image": version("scikit-image"), "pydensecrf2": version("pydensecrf2"),
+    return {**machine(),
             "seed": args.seed, "sections": list(args.sections), "datasets": list(args.datasets),
             "hidden": args.hidden, "epochs": args.epochs or "release (150+150 boxes, "
             "50+50 scribbles)", "grabcut_images": args.limit or 13,

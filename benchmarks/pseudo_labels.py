@@ -13,7 +13,7 @@ Sections (``--sections``, all by default):
   classes mapped to background 0 in ground truth and weak labels (as in
   ``benchmarks/seeds.py``); boxes, points, scribbles synthesised from the ground truth
   with :mod:`graphseg.data.weak_labels` (seed ``seed * 100003 + i``), tags with a CAM
-  classifier (:func:`graphseg.seeds.small_cam_classifier`) trained on MSRC-v2 train tags
+  classifier (:func:`graphseg.seeds.espnetv2_cam_classifier`) trained on MSRC-v2 train tags
   and cached under ``--workdir``.
 * ``speed``: :func:`graphseg.segmenters.train_a2gnn` alone on a 64 x 64-node graph
   (radius 4, hidden 256), ``A2GNNConfig()`` and ``A2GNNConfig.release("boxes")``, with
@@ -45,20 +45,17 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import sys
 import time
 import warnings
 from dataclasses import replace
-from importlib import metadata
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from graphseg import __version__
+from graphseg.cli.info import machine
 from graphseg.data import (
     GrabCutDataset,
     MSRCDataset,
@@ -77,7 +74,7 @@ from graphseg.seeds import (
     dense_crf,
     load_classifier,
     save_classifier,
-    small_cam_classifier,
+    espnetv2_cam_classifier,
     train_cam_classifier,
 )
 from graphseg.utils.io import write_json
@@ -256,17 +253,20 @@ def grabcut_scribbles(args, timing):
 
 # ----------------------------------------------------------------------------- MSRC-v2
 def cam_classifier(args, background):
-    """A small CAM CNN trained on MSRC-v2 train tags, cached under ``--workdir``."""
+    """The frozen pretrained ESPNetv2 encoder's CAM classifier (the default of
+    ``graphseg seeds``), its 1x1 layer trained on MSRC-v2 train tags; cached
+    under ``--workdir``."""
     train = MSRCDataset(kit_root() / "msrc_v2", "train")
     count = 40 if args.quick else len(train)
-    epochs, size = (2, 64) if args.quick else (args.cam_epochs, 112)
-    path = Path(args.workdir) / f"cam_msrc_n{count}_e{epochs}_s{size}_seed{args.seed}.pt"
+    epochs, size = (2, 64) if args.quick else (args.cam_epochs, 320)
+    path = Path(args.workdir) / \
+        f"espnetv2_cam_msrc_n{count}_e{epochs}_s{size}_seed{args.seed}.pt"
     if path.is_file():
         print(f"  CAM classifier: cached {path}")
         return load_classifier(path)
     objects = [c for c in range(len(train.classes)) if c not in background]
     samples = [train.load(n) for n in train.names[:count]]
-    model = small_cam_classifier(objects, seed=args.seed)
+    model = espnetv2_cam_classifier(objects, seed=args.seed)
     start = time.perf_counter()
     history = train_cam_classifier(model, [s.image for s in samples], [s.tags for s in samples],
                                    epochs=epochs, size=size, seed=args.seed, progress=False)
@@ -382,19 +382,7 @@ def speed_section(args):
 
 # ----------------------------------------------------------------------------- output
 def environment(args) -> dict:
-    def version(name):
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-
-    return {"graphseg": __version__, "python": platform.python_version(),
-            "platform": platform.platform(),
-            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "torch_geometric": version("torch_geometric"),
-            "numpy": np.__version__, "opencv": cv2.__version__,
-            "scikit-image": version("scikit-image"), "pydensecrf2": version("pydensecrf2"),
+    return {**machine(),
             "seed": args.seed, "features": args.features, "hidden": args.hidden,
             "epochs": args.epochs or "release", "quick": args.quick,
             "grabcut_images": args.limit or 13, "msrc_images": args.msrc_images}

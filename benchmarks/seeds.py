@@ -29,16 +29,12 @@ fraction of seeded (non-void) pixels whose seed is right; both pooled over pixel
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
-from importlib import metadata
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from graphseg import __version__
+from graphseg.cli.info import machine
 from graphseg.data import (
     kit_root,
     GrabCutDataset,
@@ -233,18 +229,7 @@ def msrc(table: Table, args) -> None:
 
 
 def environment(args) -> dict:
-    def version(name):
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-
-    return {"graphseg": __version__, "python": platform.python_version(),
-            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "numpy": np.__version__,
-            "opencv": version("opencv-python-headless"), "pydensecrf2": version("pydensecrf2"),
-            "scikit-image": version("scikit-image"), "seed": args.seed, "quick": args.quick}
+    return {**machine(), "seed": args.seed, "quick": args.quick}
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
-"""Image-level tags -> dense labels on MSRC-v2 val: a small CAM classifier trained on the
-MSRC-v2 train tags (cached in --workdir) gives the seeds; the seven stuff classes are
+"""Image-level tags -> dense labels on MSRC-v2 val: a CAM classifier on the bundled
+pretrained ESPNetv2 encoder, its 1x1 layer trained on the MSRC-v2 train tags (cached in
+--workdir), gives the seeds; the seven stuff classes are
 background.
 
     python examples/tags.py [--limit 6] [--cam-epochs 10] [--epochs 50 50]
@@ -14,7 +15,7 @@ import torch
 from graphseg.data import MSRCDataset, kit_root
 from graphseg.metrics import ConfusionMatrix
 from graphseg.segmenters import A2GNNConfig, propagate
-from graphseg.seeds import load_classifier, save_classifier, small_cam_classifier, \
+from graphseg.seeds import espnetv2_cam_classifier, load_classifier, save_classifier, \
     train_cam_classifier
 
 parser = argparse.ArgumentParser(description="MSRC-v2 val from image-level tags")
@@ -32,14 +33,14 @@ if not root.is_dir():
     sys.exit(f"MSRC-v2 data kit not found at {root} (set GRAPHSEG_DATA)")
 val, train = MSRCDataset(root, "val"), MSRCDataset(root, "train")
 objects = [c for c in range(len(val.classes)) if c not in val.background]
-path = Path(args.workdir) / f"cam_msrc_{args.cam_images}_{args.cam_epochs}.pt"
+path = Path(args.workdir) / f"espnetv2_cam_msrc_{args.cam_images}_{args.cam_epochs}.pt"
 if path.is_file():
     cam = load_classifier(path)
 else:  # tags of the train images: the object classes present (Sample.tags)
     samples = [train.load(n) for n in train.names[: args.cam_images]]
-    cam = small_cam_classifier(objects)
+    cam = espnetv2_cam_classifier(objects)  # frozen pretrained encoder, 1x1 classifier trains
     train_cam_classifier(cam, [s.image for s in samples], [s.tags for s in samples],
-                         epochs=args.cam_epochs, progress=False)
+                         epochs=args.cam_epochs, size=320, progress=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_classifier(cam, path)
 stuff = np.arange(256, dtype=np.uint8)

@@ -29,7 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 import torch
@@ -122,7 +122,8 @@ def train_cam(args, images_dir: Path, names, tags, out: Path) -> str:
 
 
 def _num_classes(args, options: dict, names: List[str]) -> int:
-    """``--num-classes``, the classes file, the CAM's classes, or the annotations' largest id + 1."""
+    """``--num-classes``, the classes file, the CAM's classes, or the largest annotated
+    id + 1."""
     if args.num_classes:
         return args.num_classes
     if options["classes"]:

@@ -1,7 +1,6 @@
 """Cross-entropy on the labelled nodes (thesis Eq. 3.21)."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
