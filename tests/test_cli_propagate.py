@@ -139,3 +139,11 @@ def test_demo(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "GrabCut" in printed and "mean" in printed and str(tmp_path.resolve()) in printed
     assert {p.name for p in tmp_path.glob("*.png")} == {"llama_boxes.png", "llama_scribbles.png"}
+
+
+def test_grabcut_box_files_of_the_bundled_sample(tmp_path, capsys):
+    root = sample_root() / "grabcut"
+    assert main(["propagate", "--images", str(root / "images"), "--boxes", str(root / "boxes"),
+                 "--out", str(tmp_path), "--gt", str(root), *FAST]) == 0
+    assert "mIoU" in capsys.readouterr().out
+    assert len(list(tmp_path.glob("*.png"))) == 3

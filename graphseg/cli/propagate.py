@@ -270,7 +270,8 @@ def add_parser(subparsers) -> None:
                           "or tags (seeds, graph, A2GNN, CRF)")
     parser.add_argument("--images", required=True, metavar="DIR", help="folder of images")
     kind = parser.add_mutually_exclusive_group(required=True)
-    kind.add_argument("--boxes", metavar="DIR", help="STEM.json boxes (or STEM.xml)")
+    kind.add_argument("--boxes", metavar="DIR",
+                      help="STEM.json boxes (or STEM.xml with --classes, or GrabCut STEM.txt)")
     kind.add_argument("--scribbles", metavar="DIR", help="STEM.png scribbles, 255 = none")
     kind.add_argument("--points", metavar="DIR", help="STEM.png points, 255 = none")
     kind.add_argument("--tags", metavar="FILE", help="tags JSON mapping, or folder of STEM.json")

@@ -7,7 +7,8 @@ the command exits 1 at the end.  With ``--gt DIR`` (``STEM.png`` label maps) it
 prints the seeds' coverage and precision.
 
 Inputs (one file per image, the formats of :mod:`graphseg.data.formats`):
-``--boxes DIR`` ``STEM.json`` (or ``STEM.xml`` with ``--classes``); ``--scribbles DIR``
+``--boxes DIR`` ``STEM.json`` (or ``STEM.xml`` with ``--classes``, or GrabCut's
+``STEM.txt``); ``--scribbles DIR``
 / ``--points DIR`` ``STEM.png``; ``--tags`` a folder of ``STEM.json`` tag files or
 one JSON file ``{"STEM": [class, ...], ...}``.  Without ``--cam`` a CAM
 classifier is first trained on the given images and tags and saved as
@@ -30,6 +31,8 @@ from graphseg.cli.failures import Failures
 from graphseg.data import read_boxes_json, read_classes, read_seeds, read_tags_json, \
     read_voc_xml, write_label_png
 from graphseg.data.dataset import find_file, stems
+from graphseg.data.grabcut import read_box_txt
+from graphseg.data.sample import check_boxes
 from graphseg.metrics import SeedQuality
 from graphseg.nn.backbones.pretrained import BUNDLED_WEIGHTS
 from graphseg.seeds import box_seeds, cam_seeds, espnetv2_cam_classifier, expand_seeds, \
@@ -39,7 +42,10 @@ from graphseg.utils.io import read_image, read_label_map
 
 
 def read_boxes(folder: Path, stem: str, classes, shape):
-    """Boxes of one image from ``STEM.json`` or ``STEM.xml``."""
+    """Boxes of one image from ``STEM.json``, ``STEM.xml`` (with ``classes``) or a
+    GrabCut ``STEM.txt`` (``x1 y1 x2 y2``, class 1)."""
+    if (folder / f"{stem}.txt").is_file() and not (folder / f"{stem}.json").is_file():
+        return check_boxes(read_box_txt(folder / f"{stem}.txt"), shape, str(folder / f"{stem}.txt"))
     if (folder / f"{stem}.json").is_file() or classes is None:
         return read_boxes_json(folder / f"{stem}.json", classes, shape)
     return read_voc_xml(folder / f"{stem}.xml", classes, shape)
