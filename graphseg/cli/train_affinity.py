@@ -10,7 +10,7 @@ from it (``--no-resume`` starts over).  It is also the trained network:
 
 Images without a seed map are skipped with a note; unreadable pairs are
 reported by name and skipped, and the command then exits 1 after training on
-the rest.  Under ``torchrun --nproc_per_node N -m graphseg.cli train-affinity ...``
+the rest.  Under ``torchrun --nproc_per_node N -m graphseg train-affinity ...``
 every process trains on its own shard with DistributedDataParallel (gloo).
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ import torch
 from graphseg.cli.failures import Failures
 from graphseg.data import read_seeds
 from graphseg.data.dataset import find_file, stems
+from graphseg.nn.backbones.pretrained import BUNDLED_WEIGHTS
 from graphseg.utils.io import read_image
 
 
@@ -39,13 +40,7 @@ def build_model(args):
     if args.backbone == "small":
         backbone = SmallCNN(args.width, seed=args.seed)
     else:
-        if args.weights:
-            backbone = load_espnetv2_voc(args.weights).base_net
-        else:
-            from graphseg.nn.backbones import ESPNetv2Encoder
-            print("note: --backbone espnetv2 without --weights starts from random weights",
-                  file=sys.stderr)
-            backbone = ESPNetv2Encoder()
+        backbone = load_espnetv2_voc(args.weights).base_net
     return AffinityNet(backbone, affinity_channels=args.affinity_channels,
                        freeze_backbone=args.freeze_backbone, seed=args.seed)
 
@@ -60,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.backbone != "espnetv2" and (args.weights or args.freeze_backbone):
+    if args.backbone != "espnetv2" and (args.weights != str(BUNDLED_WEIGHTS)
+                                        or args.freeze_backbone):
         print("error: --weights and --freeze-backbone need --backbone espnetv2", file=sys.stderr)
         return 2
     names = stems(images_dir)
@@ -129,9 +125,9 @@ def add_parser(subparsers) -> None:
                         help="checkpoint, written every epoch and resumed from")
     parser.add_argument("--backbone", choices=("small", "espnetv2"), default="small",
                         help="small: a CNN trained from scratch (default); espnetv2: the "
-                             "ESPNetv2 encoder, pretrained with --weights")
-    parser.add_argument("--weights", metavar="PATH",
-                        help="espnetv2: the kit's espnetv2_s_2.0_pascal_384x384.pth")
+                             "pretrained ESPNetv2 encoder")
+    parser.add_argument("--weights", metavar="PATH", default=str(BUNDLED_WEIGHTS),
+                        help="espnetv2: its weights (default: the bundled PASCAL VOC ones)")
     parser.add_argument("--freeze-backbone", action="store_true",
                         help="espnetv2: train the affinity head only")
     parser.add_argument("--width", type=int, default=32,
