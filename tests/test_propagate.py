@@ -76,7 +76,7 @@ def test_scribbles_every_layer(layer):
     assert object_iou(out.labels, label) > 0.6
 
 
-def test_points_and_tags_fuse_with_the_cam_walk():
+def test_points_and_tags_with_a_cam():
     image, label, _, _ = small_sample(scale=0.25)
     points = np.full(label.shape, 255, np.uint8)
     ys, xs = np.nonzero(label == 1)
@@ -85,10 +85,14 @@ def test_points_and_tags_fuse_with_the_cam_walk():
     cam = small_cam_classifier(classes=(1,), width=4)
     config = A2GNNConfig.release("points", **FAST)
     for kind, annotation in (("points", points), ("tags", [1])):
-        out = propagate(image, annotation, kind, 3, config=config, cam=cam, features="colour")
-        assert out.probs.shape == (3, *label.shape)
-        assert out.probs[2].max() < 1e-6  # class 2 is neither tagged nor pointed at
-        assert out.instances is None
+        plain, fused = (propagate(image, annotation, kind, 3, config=config, cam=cam,
+                                  features="colour", crf=None, fusion=fusion)
+                        for fusion in (0.0, 3.0))
+        for out in (plain, fused):
+            assert out.probs.shape == (3, *label.shape)
+            assert out.probs[2].max() < 1e-6  # class 2 is neither tagged nor pointed at
+            assert out.instances is None
+        assert not np.allclose(plain.probs, fused.probs)
 
 
 def test_walk_seeds_keeps_regions_apart():

@@ -92,7 +92,7 @@ def _one(name: str) -> dict:
         result = propagate(image, _annotation(o, name, image.shape[:2]), o["kind"],
                            o["num_classes"], config=o["config"], cam=o["cam_model"],
                            features=o["features"], affinity=o["affinity_model"],
-                           stride=o["stride"], radius=o["radius"],
+                           stride=o["stride"], radius=o["radius"], fusion=o["fusion"],
                            crf=o["crf"],
                            background=o["background"], seed=o["seed"], device=o["device"])
         if result.instances is not None:
@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
                "classes": classes, "tags": tags, "cam": cam,
                "config": A2GNNConfig.release(kind, **overrides),
                "features": args.features, "affinity": args.affinity,
-               "stride": args.stride, "radius": args.radius,
+               "stride": args.stride, "radius": args.radius, "fusion": args.fusion,
                "crf": None if args.crf == "none" else args.crf, "background": args.background,
                "seed": args.seed, "device": device, "out": str(out),
                "save_probs": args.save_probs, "threads": args.threads}
@@ -284,7 +284,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--cam", metavar="CHECKPOINT",
                         help="CAM classifier: --tags (default: train one, OUT/cam.pt); with "
-                             "--points it adds the 1:3 random-walk fusion")
+                             "--points it limits the classes to the pointed ones")
+    parser.add_argument("--fusion", type=float, default=0.0, metavar="R",
+                        help="tags/points with a CAM: fuse the GNN with the CAM's random walk "
+                             "1:R (the thesis' R = 3; default 0, off)")
     parser.add_argument("--classes", metavar="FILE", help="class names, one per line")
     parser.add_argument("--num-classes", type=int, metavar="K",
                         help="classes incl. background (default: --classes, the CAM's, or "
