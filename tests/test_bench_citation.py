@@ -62,6 +62,36 @@ def test_quick_run_writes_json_with_every_model(cora_kit, tmp_path, capsys):
                                      seconds=repeated["runs"][0]["seconds"])]
 
 
+def test_select_uses_validation_only(cora_kit, tmp_path, capsys):
+    bench = load_script()
+    out = tmp_path / "select.json"
+    assert bench.main(["--select", "--runs", "1", "--epochs", "3", "--datasets", "Cora",
+                       "--data", str(cora_kit), "--json", str(out)]) == 0
+    assert "selected:" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["seeds"] == [bench.SELECTION["seed"]]  # not the reported seeds
+    rows = report["selection"]["Cora"]["rows"]
+    assert len(rows) == len(bench.grid_points())
+    best = max(row["val_mean"] for row in rows)
+    assert report["selection"]["Cora"]["selected"] in [
+        row["settings"] for row in rows if row["val_mean"] == best]
+    # the test nodes are never evaluated
+    assert "test_acc" not in out.read_text()
+
+
+def test_ours_settings():
+    bench = load_script()
+
+    class Args:
+        ours_setup, agnn_layers = "previous", 2
+        ours_hidden = ours_dropout = ours_weight_decay = ours_layers = ours_beta = None
+
+    assert bench.ours_settings("CiteSeer", Args) == dict(bench.OURS_PREVIOUS, layers=2)
+    Args.ours_setup, Args.ours_beta = "selected", 1.0
+    assert bench.ours_settings("CiteSeer", Args) == dict(bench.OURS_SELECTED["CiteSeer"],
+                                                         beta=1.0)
+
+
 def test_missing_data_kit_is_an_error(tmp_path, capsys):
     bench = load_script()
     assert bench.main(["--quick", "--data", str(tmp_path), "--datasets", "Cora"]) == 2
