@@ -34,11 +34,12 @@ def run(args: argparse.Namespace) -> int:
     dataset = GrabCutDataset(sample_root() / "grabcut")
     out = Path(args.out)
     names = dataset.names[: args.limit]
-    overrides = {"hidden_channels": args.hidden} if args.hidden else {}
+    overrides = {"hidden_channels": args.hidden}
     if args.epochs:
         overrides["stage1_epochs"], overrides["stage2_epochs"] = args.epochs
     print(f"graphseg demo: {len(names)} GrabCut photos bundled with graphseg, "
-          f"{args.features} node features, layer {args.layer}, seed {args.seed}")
+          f"{args.features} node features, layer {args.layer}, hidden {args.hidden}, "
+          f"seed {args.seed}")
     print(f"{'image':<10} {'boxes':>6} {'GrabCut':>8} {'scribbles':>10} {'seconds':>8}")
     rows = []
     for name in names:
@@ -78,7 +79,9 @@ def add_parser(subparsers) -> None:
                         help="node features (default espnetv2, the bundled pretrained encoder)")
     parser.add_argument("--layer", choices=LAYERS, default="a2gnn",
                         help="propagation layer (default a2gnn)")
-    parser.add_argument("--hidden", type=int, help="hidden channels (default 256)")
+    parser.add_argument("--hidden", type=int, default=64,
+                        help="hidden channels (default 64: on GrabCut as good as the thesis' "
+                             "256 and about three times faster)")
     parser.add_argument("--epochs", type=int, nargs=2, metavar=("STAGE1", "STAGE2"),
                         help="epochs of the two stages (default: the release schedules)")
     parser.add_argument("--limit", type=int, help="only the first N photos")
