@@ -36,7 +36,7 @@ from graphseg.nn.backbones.pretrained import BUNDLED_WEIGHTS, IMAGENET_MEAN, IMA
 from graphseg.seeds.common import Seeds, check_fraction, check_image
 from graphseg.seeds.crf import crf_labels, dense_crf
 from graphseg.utils.checks import check_positive_int
-from graphseg.utils.io import atomic_open
+from graphseg.utils.io import atomic_open, read_checkpoint
 
 SCALES = (0.5, 1.0, 1.5, 2.0)
 # ImageNet statistics, so that a pretrained backbone can be plugged in as it is.
@@ -339,14 +339,8 @@ def load_classifier(path: Union[str, Path], backbone: Optional[nn.Module] = None
             (its weights are loaded from the file); ``None`` for the default CNN
             and the ESPNetv2 classifier, which are rebuilt from the checkpoint.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a foreign or damaged file
-        raise ValueError(f"{path}: not a graphseg CAM checkpoint ({error})") from error
-    if not isinstance(state, dict) or "state_dict" not in state or "classes" not in state:
+    state = read_checkpoint(path, "a graphseg CAM checkpoint")
+    if "state_dict" not in state or "classes" not in state:
         raise ValueError(f"{path}: not a graphseg CAM checkpoint (no state_dict / classes)")
     architecture = state.get("architecture")
     if backbone is None:

@@ -46,7 +46,7 @@ from graphseg.nn.backbones.pretrained import IMAGENET_MEAN, IMAGENET_STD
 from graphseg.nn.models.affinity_net import AffinityNet, build_backbone
 from graphseg.seeds.common import check_image, check_seed_map
 from graphseg.utils.checks import check_choice, check_positive_int
-from graphseg.utils.io import atomic_open
+from graphseg.utils.io import atomic_open, read_checkpoint
 
 __all__ = ["load_affinity_net", "save_affinity_net", "train_affinity_net"]
 
@@ -66,14 +66,8 @@ def save_affinity_net(model: AffinityNet, path: PathLike) -> None:
 
 
 def _read(path: PathLike) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a foreign or damaged file
-        raise ValueError(f"{path}: not a graphseg affinity-net checkpoint ({error})") from error
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    state = read_checkpoint(path, "a graphseg affinity-net checkpoint")
+    if state.get("format") != FORMAT:
         raise ValueError(f"{path}: not a graphseg affinity-net checkpoint")
     return state
 

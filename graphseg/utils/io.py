@@ -74,6 +74,32 @@ def write_json(path: PathLike, value) -> None:
         file.write("\n")
 
 
+def read_checkpoint(path: PathLike, what: str) -> dict:
+    """A checkpoint graphseg saved with ``torch.save`` (a dict of plain values and
+    tensors), loaded on the CPU without unpickling code (``weights_only=True``).
+
+    Args:
+        path: the file.
+        what: what it should be, for error messages (e.g. ``"a graphseg CAM checkpoint"``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a dict checkpoint (damaged, or another program's).
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a foreign or damaged file
+        raise ValueError(f"{path}: not {what} ({error})") from error
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not {what}")
+    return state
+
+
 def write_text(path: PathLike, text: str) -> None:
     """Write ``text`` (UTF-8), atomically."""
     with atomic_open(path, "w") as file:
