@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from graphseg.graph.adjacency import GridAdjacency
+from graphseg.graph.affinity import grid_affinity
 from graphseg.graph.image import IGNORE_INDEX, image_to_graph, label_map_to_nodes, nodes_to_pixels
 from graphseg.losses import boxes_to_grid
 from graphseg.segmenters.a2gnn import A2GNNConfig, train_a2gnn
-from graphseg.graph.affinity import grid_affinity
 from graphseg.seeds.common import check_image, check_seed_map
 from graphseg.seeds.crf import dense_crf
 from graphseg.seeds.random_walk import random_walk
@@ -148,11 +148,12 @@ def walk_seeds(labels: Tensor, num_classes: int, edge_features: Tensor, radius: 
     tensor([0, 1])
     """
     h, w = edge_features.shape[1:]
+    labels = labels.to(edge_features.device)
     known = labels != IGNORE_INDEX
     if not bool(known.any()):
         raise ValueError("labels has no labelled node: nothing to propagate")
     values = torch.zeros(h * w, num_classes, device=edge_features.device)
-    values[known.nonzero().squeeze(1), labels[known].to(values.device)] = 1.0
+    values[known.nonzero().squeeze(1), labels[known]] = 1.0
     affinity = grid_affinity(edge_features.float(), radius)
     walked = random_walk(values.t().reshape(num_classes, h, w), affinity, radius,
                          beta=beta, steps=steps).reshape(num_classes, -1).t()
