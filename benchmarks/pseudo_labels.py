@@ -60,6 +60,7 @@ from graphseg.data import (
     GrabCutDataset,
     MSRCDataset,
     boxes_from_labels,
+    boxes_to_seeds,
     kit_root,
     points_from_labels,
     scribbles_from_labels,
@@ -67,12 +68,13 @@ from graphseg.data import (
 from graphseg.graph.adjacency import GridAdjacency
 from graphseg.graph.image import IGNORE_INDEX, image_to_graph, label_map_to_nodes
 from graphseg.losses import boxes_to_grid
-from graphseg.metrics import ConfusionMatrix
+from graphseg.metrics import ConfusionMatrix, object_iou
 from graphseg.segmenters import A2GNNConfig, node_features, propagate, train_a2gnn
 from graphseg.seeds import (
     box_seeds,
     dense_crf,
     load_classifier,
+    opencv_grabcut,
     save_classifier,
     espnetv2_cam_classifier,
     train_cam_classifier,
@@ -87,13 +89,6 @@ SEED_CONFIDENCE = 0.9
 
 
 # ----------------------------------------------------------------------------- helpers
-def object_iou(pred: np.ndarray, gt: np.ndarray, label: int = 1) -> float:
-    """IoU of one class (GrabCut's per-photo score); 1 when in neither map."""
-    hit, truth = pred == label, gt == label
-    union = int((hit | truth).sum())
-    return float((hit & truth).sum() / union) if union else 1.0
-
-
 def seeds_only(seeds: np.ndarray, background: int = 0) -> np.ndarray:
     """The seed map as a prediction: unknown pixels are background."""
     return np.where(seeds == IGNORE_INDEX, background, seeds).astype(np.uint8)
@@ -115,17 +110,6 @@ def crf_only(image: np.ndarray, seeds: np.ndarray, background: int = 0) -> np.nd
     return np.asarray(classes, dtype=np.uint8)[labels]
 
 
-def opencv_grabcut(image: np.ndarray, box, seed: int) -> np.ndarray:
-    """``cv2.grabCut`` from one box, 5 iterations, as a 0/1 mask."""
-    _, x1, y1, x2, y2 = (int(v) for v in box)
-    cv2.setRNGSeed(seed)
-    mask = np.zeros(image.shape[:2], np.uint8)
-    models = (np.zeros((1, 65)), np.zeros((1, 65)))
-    cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), mask, (x1, y1, x2 - x1, y2 - y1),
-                *models, 5, cv2.GC_INIT_WITH_RECT)
-    return np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
-
-
 def skimage_random_walker(image: np.ndarray, scribbles: np.ndarray) -> np.ndarray:
     """scikit-image's random walker (default beta 130, mode ``"cg_j"``) from raw scribbles."""
     from skimage.segmentation import random_walker
@@ -136,13 +120,6 @@ def skimage_random_walker(image: np.ndarray, scribbles: np.ndarray) -> np.ndarra
         warnings.simplefilter("ignore", UserWarning)
         out = random_walker(img_as_float(image), markers, mode="cg_j", channel_axis=-1)
     return (out - 1).astype(np.uint8)
-
-
-def box_fill(boxes, shape) -> np.ndarray:
-    out = np.zeros(shape, np.uint8)
-    for cls, x1, y1, x2, y2 in np.asarray(boxes, dtype=np.int64).reshape(-1, 5):
-        out[y1:y2, x1:x2] = cls
-    return out
 
 
 class Timing:
@@ -230,10 +207,10 @@ def _cm2(pred, gt):
 
 def grabcut_boxes(args, timing):
     def annotations(dataset, sample):
-        box = sample.boxes[0]
         return [("box", sample.boxes, "boxes",
-                 {"OpenCV GrabCut": lambda: opencv_grabcut(sample.image, box, args.seed),
-                  "box": lambda: box_fill(sample.boxes, sample.shape)})]
+                 {"OpenCV GrabCut": lambda: opencv_grabcut(sample.image, sample.boxes,
+                                                           seed=args.seed),
+                  "box": lambda: boxes_to_seeds(sample.boxes, sample.shape)})]
 
     return grabcut_section(args, timing, "grabcut-boxes", annotations)
 

@@ -148,3 +148,14 @@ def test_low_context_boxes_get_the_wide_band():
     assert context_ratio(small[0][1:], image.shape[:2]) >= LOW_CONTEXT
     np.testing.assert_array_equal(box_seeds(image, small).labels,
                                   box_seeds(image, small, wide_band=0).labels)
+
+
+def test_opencv_grabcut_baseline_labels_every_pixel():
+    from graphseg.seeds import opencv_grabcut
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 40, (60, 80, 3), dtype=np.uint8)
+    image[20:40, 25:55] = rng.integers(200, 255, (20, 30, 3), dtype=np.uint8)
+    labels = opencv_grabcut(image, [[3, 15, 10, 65, 50]])
+    assert labels.shape == (60, 80) and set(np.unique(labels)) == {0, 3}
+    assert (labels[22:38, 27:53] == 3).all() and (labels[:10] == 0).all()

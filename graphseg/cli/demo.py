@@ -17,16 +17,8 @@ import torch
 from graphseg.data import GrabCutDataset, sample_root
 from graphseg.metrics import object_iou
 from graphseg.segmenters import FEATURES, LAYERS, A2GNNConfig, propagate
-from graphseg.seeds import grabcut_box
+from graphseg.seeds import opencv_grabcut
 from graphseg.viz import save_panels
-
-
-def opencv_grabcut(image: np.ndarray, boxes, seed: int) -> np.ndarray:
-    """OpenCV GrabCut's object mask from the first box (the GrabCut baseline)."""
-    mask = np.zeros(image.shape[:2], np.uint8)
-    _, x1, y1, x2, y2 = (int(v) for v in boxes[0])
-    mask[y1:y2, x1:x2] = grabcut_box(image, (x1, y1, x2, y2), seed=seed)
-    return mask
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
             weak = {"boxes": sample.boxes} if kind == "boxes" else {"seeds": annotation}
             save_panels(out / f"{name}_{kind}.png", sample.image, prediction=result.labels,
                         ground_truth=sample.label, classes=dataset.classes, **weak)
-        row["grabcut"] = object_iou(opencv_grabcut(sample.image, sample.boxes, args.seed),
+        row["grabcut"] = object_iou(opencv_grabcut(sample.image, sample.boxes, seed=args.seed),
                                     sample.label)
         row["seconds"] = time.perf_counter() - start
         rows.append(row)

@@ -1,6 +1,5 @@
 """Metrics that every method and benchmark is judged by.
 
-* :func:`object_iou`: one class's IoU (GrabCut's per-photo score).
 * :func:`object_iou`: one class's IoU in one image (GrabCut's per-photo score).
 * :class:`ConfusionMatrix` / :func:`confusion_matrix`: mIoU, per-class IoU, pixel
   accuracy, FB-IoU, accumulated over a dataset (255 = ignore).

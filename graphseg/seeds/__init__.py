@@ -10,7 +10,8 @@ plus per-class confidences where the method has them (:class:`Seeds`).
   :func:`release_regions`,
   :func:`cam_seeds`.
 * Boxes (Eq. 3.2-3.5): :func:`grabcut_box`, :func:`box_seeds`, :func:`context_ratio`,
-  :func:`fuse_box_cam`, :func:`confident_box_seeds`.
+  :func:`fuse_box_cam`, :func:`confident_box_seeds`; :func:`opencv_grabcut`, the
+  classic GrabCut baseline masks.
 * Scribbles and points (3.6.1): :func:`expand_seeds`, :func:`merge_seeds`.
 * Random walk: :func:`random_walk`, :func:`colour_affinity`,
   :func:`walk_probabilities`, :func:`fuse_probabilities` (the 1:3 fusion).
@@ -21,6 +22,7 @@ from graphseg.seeds.boxes import (
     context_ratio,
     fuse_box_cam,
     grabcut_box,
+    opencv_grabcut,
 )
 from graphseg.seeds.cam import (
     CAMClassifier,
@@ -52,7 +54,7 @@ __all__ = [
     "cam_seeds", "colour_affinity", "confident_box_seeds", "context_ratio",
     "espnetv2_cam_classifier", "confident_labels", "crf_labels", "dense_crf",
     "expand_seeds", "fuse_box_cam", "fuse_probabilities", "grabcut_box", "load_classifier",
-    "merge_seeds", "multiscale_cam", "random_walk", "reliable_regions", "release_regions",
+    "merge_seeds", "multiscale_cam", "opencv_grabcut", "random_walk", "reliable_regions", "release_regions",
     "save_classifier",
     "small_cam_classifier", "train_cam_classifier", "walk_probabilities",
 ]
