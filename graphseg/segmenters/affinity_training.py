@@ -247,6 +247,7 @@ def train_affinity_net(model: AffinityNet, samples: Sequence[Tuple[np.ndarray, n
             raise ValueError(f"{name} must be >= 0, got {value}")
 
     distributed, owns_group = _distributed()
+    net = None
     try:
         rank = dist.get_rank() if distributed else 0
         world = dist.get_world_size() if distributed else 1
@@ -293,6 +294,8 @@ def train_affinity_net(model: AffinityNet, samples: Sequence[Tuple[np.ndarray, n
         model.eval()
         return history
     finally:
+        # DDP must go before its process group: freeing it afterwards can hang gloo
+        del net
         if owns_group:
             dist.destroy_process_group()
 
