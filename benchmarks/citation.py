@@ -510,10 +510,27 @@ def run_all(args, seeds):
     return results, stats
 
 
-def grid_points():
-    """Every combination of ``GRID``, in a fixed order (the first wins a tie)."""
+def parse_grid(specs) -> dict:
+    """``GRID`` with the axes named in ``specs`` ("KEY=V1,V2,...") replaced."""
+    grid = dict(GRID)
+    for spec in specs or ():
+        key, sep, values = spec.partition("=")
+        if not sep or key not in GRID or not values:
+            raise ValueError(f"--grid {spec!r}: expected KEY=V1,V2,... with KEY one of "
+                             f"{', '.join(GRID)}")
+        kind = int if key in ("hidden", "layers") else float
+        try:
+            grid[key] = tuple(kind(v) for v in values.split(","))
+        except ValueError:
+            raise ValueError(f"--grid {spec!r}: the values of {key} must be "
+                             f"{kind.__name__}s") from None
+    return grid
+
+
+def grid_points(grid: dict = GRID):
+    """Every combination of ``grid``, in a fixed order (the first wins a tie)."""
     points = [{}]
-    for key, values in GRID.items():
+    for key, values in grid.items():
         points = [dict(p, **{key: v}) for p in points for v in values]
     return points
 
@@ -525,7 +542,7 @@ def select(args, seeds):
     for dataset in args.datasets:
         data, graph, stats[dataset] = load(dataset, args.data)
         rows = []
-        for point in grid_points():
+        for point in grid_points(args.grid):
             start = time.perf_counter()
             runs = [train_run(key, data, graph, stats[dataset]["classes"], seed, args, point,
                               test=False) for seed in seeds]
@@ -542,7 +559,7 @@ def select(args, seeds):
 
 
 def print_selection(report: dict) -> None:
-    names = list(GRID)
+    names = list(GRID)  # every grid has GRID's axes, in this order
     header = " ".join(f"{n:>12}" for n in names) + f" {'val acc %':>14}"
     for dataset, r in report.items():
         print(f"\n{dataset} ({SELECTION['model']}), mean ± std validation accuracy:")
@@ -589,6 +606,11 @@ def main(argv=None) -> int:
                         help=f"the hyper-parameter selection instead: {SELECTION['model']} "
                              f"at every point of the grid, {SELECTION['runs']} seeds from "
                              f"{SELECTION['seed']} by default, validation accuracy only")
+    parser.add_argument("--grid", nargs="+", metavar="KEY=V1,V2",
+                        help="with --select: replace these axes of the grid, e.g. "
+                             "--grid hidden=64,128 weight_decay=1e-3,5e-3 (default grid: "
+                             + "; ".join(f"{k}={','.join(f'{v:g}' for v in vs)}"
+                                         for k, vs in GRID.items()) + ")")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: see the docstring)")
     parser.add_argument("--quick", action="store_true",
@@ -598,6 +620,12 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="write the results here (atomically)")
     parser.add_argument("--plot", help="write a PNG chart here (needs matplotlib)")
     args = parser.parse_args(argv)
+    if args.grid and not args.select:
+        parser.error("--grid only applies to --select")
+    try:
+        args.grid = parse_grid(args.grid)
+    except ValueError as error:
+        parser.error(str(error))
     # explicit --runs / --epochs win over the (quick) defaults
     defaults = QUICK if args.quick else FULL
     if args.select:
@@ -626,7 +654,7 @@ def main(argv=None) -> int:
           f"patience {args.patience or 'off'}; the epoch of best validation accuracy is "
           f"reported; AGNN: {args.agnn_layers} propagation layers")
     if args.select:
-        print(f"selection: {SELECTION['model']} on every point of {GRID}; validation "
+        print(f"selection: {SELECTION['model']} on every point of {args.grid}; validation "
               "accuracy only (the test nodes are not evaluated)")
     else:
         for dataset in args.datasets:
@@ -662,7 +690,7 @@ def main(argv=None) -> int:
         if args.json:
             settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
             write_json(args.json, {"machine": info, "settings": settings, "seeds": seeds,
-                                   "grid": GRID, "datasets": stats, "selection": results,
+                                   "grid": args.grid, "datasets": stats, "selection": results,
                                    "total_seconds": total})
             print(f"results written to {args.json}")
         return 0

@@ -33,6 +33,9 @@ LAYERS = [("AffinityAttentionConv", "grid"), ("AffinityAttentionConv", "csr"),
 WINDOWS = {"square4": (4, "square"), "disk5": (5, "disk")}
 DENSE_MAX_NODES = 4096
 DATA_DIR = kit_root()
+# the grids of a full and of a --quick run (Cora is in both unless --no-cora)
+FULL = {"sizes": [32, 64, 128, 256], "windows": ["square4", "disk5"], "features": [64, 256]}
+QUICK = {"sizes": [32, 64], "windows": ["disk5"], "features": [64]}
 
 
 def build_case(case):
@@ -258,11 +261,14 @@ def plot(results, path: str) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="32 and 64 grids, disk5, F=64, Cora, 3 repeats (< 2 min)")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 128, 256])
+                        help="32 and 64 grids, disk5, F=64, Cora, 3 repeats (< 2 min); "
+                             "--sizes / --windows / --features given explicitly still win")
+    parser.add_argument("--sizes", type=int, nargs="+",
+                        help=f"grid sides (default {FULL['sizes']}; quick: {QUICK['sizes']})")
     parser.add_argument("--windows", nargs="+", choices=sorted(WINDOWS),
-                        default=["square4", "disk5"])
-    parser.add_argument("--features", type=int, nargs="+", default=[64, 256])
+                        help=f"default {FULL['windows']}; quick: {QUICK['windows']}")
+    parser.add_argument("--features", type=int, nargs="+",
+                        help=f"default {FULL['features']}; quick: {QUICK['features']}")
     parser.add_argument("--devices", nargs="+", default=None,
                         help="default: cpu, and cuda when available")
     parser.add_argument("--layers", nargs="+", metavar="NAME",
@@ -285,8 +291,10 @@ def main(argv=None) -> int:
     import torch
     if args.devices is None:
         args.devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    if args.quick:
-        args.sizes, args.windows, args.features, args.repeats = [32, 64], ["disk5"], [64], 3
+    # explicit --sizes / --windows / --features win over the (quick) defaults
+    for key, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if args.cora and not (DATA_DIR / "planetoid" / "Cora").is_dir():
         print(f"Cora not found under {DATA_DIR}: skipping it")
         args.cora = False

@@ -79,6 +79,34 @@ def test_select_uses_validation_only(cora_kit, tmp_path, capsys):
     assert "test_acc" not in out.read_text()
 
 
+def test_select_grid_axes_can_be_replaced(cora_kit, tmp_path):
+    bench = load_script()
+    out = tmp_path / "select.json"
+    assert bench.main(["--select", "--runs", "1", "--epochs", "2", "--datasets", "Cora",
+                       "--grid", "hidden=8,32", "layers=3", "weight_decay=2e-3",
+                       "--data", str(cora_kit), "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["selection"]["Cora"]["rows"]
+    # the named axes are replaced, the others (dropout, beta) keep the default grid's
+    assert [(r["settings"]["hidden"], r["settings"]["dropout"]) for r in rows] == [
+        (8, 0.5), (8, 0.8), (32, 0.5), (32, 0.8)]
+    assert {(r["settings"]["layers"], r["settings"]["weight_decay"], r["settings"]["beta"])
+            for r in rows} == {(3, 2e-3, bench.GRID["beta"][0])}
+
+
+@pytest.mark.parametrize("grid", [["depth=2"], ["hidden"], ["hidden=1.5"], ["layers="]])
+def test_select_grid_rejects_bad_axes(grid, capsys):
+    bench = load_script()
+    with pytest.raises(SystemExit):
+        bench.main(["--select", "--grid", *grid])
+    assert "--grid" in capsys.readouterr().err
+
+
+def test_grid_needs_select(capsys):
+    with pytest.raises(SystemExit):
+        load_script().main(["--grid", "hidden=8"])
+    assert "only applies to --select" in capsys.readouterr().err
+
+
 def test_ours_settings():
     bench = load_script()
 
