@@ -116,8 +116,11 @@ def test_ours_settings():
 
     assert bench.ours_settings("CiteSeer", Args) == dict(bench.OURS_PREVIOUS, layers=2)
     Args.ours_setup, Args.ours_beta = "selected", 1.0
-    assert bench.ours_settings("CiteSeer", Args) == dict(bench.OURS_SELECTED["CiteSeer"],
-                                                         beta=1.0)
+    selected = bench.OURS_PER_DATASET["selected"]["CiteSeer"]
+    assert bench.ours_settings("CiteSeer", Args) == dict(selected, beta=1.0)
+    Args.ours_setup, Args.ours_beta = "stage1", None
+    stage1 = bench.ours_settings("CiteSeer", Args)
+    assert stage1 == bench.OURS_PER_DATASET["stage1"]["CiteSeer"] != selected
 
 
 def test_missing_data_kit_is_an_error(tmp_path, capsys):
