@@ -521,8 +521,11 @@ def plot(results: dict, path: str) -> None:
         runs = len(next(iter(models.values()))["runs"])
         ax.set(title=f"{dataset} ({runs} runs)", ylabel="test accuracy (%)")
     handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    # one row under two or more panels; two rows fit under a single panel
+    ncol = len(names) if len(datasets) > 1 else math.ceil(len(names) / 2)
+    fig.legend(handles, names, loc="lower center", ncol=ncol, fontsize=8)
+    rows = math.ceil(len(names) / ncol)
+    fig.tight_layout(rect=(0, 0.035 + 0.04 * rows, 1, 1))
     tmp = f"{path}.tmp.png"
     fig.savefig(tmp, dpi=120)
     plt.close(fig)
