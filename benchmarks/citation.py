@@ -567,7 +567,7 @@ def parse_grid(specs) -> dict:
         if not sep or key not in GRID or not values:
             raise ValueError(f"--grid {spec!r}: expected KEY=V1,V2,... with KEY one of "
                              f"{', '.join(GRID)}")
-        kind = int if key in ("hidden", "layers") else float
+        kind = type(GRID[key][0])  # int (hidden, layers) or float
         try:
             grid[key] = tuple(kind(v) for v in values.split(","))
         except ValueError:
