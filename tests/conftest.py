@@ -2,6 +2,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 from graphseg.data import kit_root
 
@@ -17,12 +19,46 @@ def data_kit() -> Path:
     return DATA_DIR
 
 
-def load_grabcut(data_kit: Path, name: str):
-    """RGB image, binary ground truth (1 = object) and scribbles (1 object, 2 background)."""
+@pytest.fixture
+def grabcut(data_kit: Path):
+    """``grabcut(name)``: a GrabCut photo of the kit as RGB image, binary ground truth
+    (1 = object) and scribbles (1 object, 2 background)."""
     from PIL import Image
 
-    root = data_kit / "grabcut"
-    image = np.asarray(Image.open(root / "images" / f"{name}.jpg").convert("RGB"))
-    mask = (np.asarray(Image.open(root / "masks" / f"{name}.png")) > 127).astype(np.int64)
-    scribbles = np.asarray(Image.open(root / "scribbles1" / f"{name}.png")).astype(np.int64)
-    return image, mask, scribbles
+    def load(name: str):
+        root = data_kit / "grabcut"
+        image = np.asarray(Image.open(root / "images" / f"{name}.jpg").convert("RGB"))
+        mask = (np.asarray(Image.open(root / "masks" / f"{name}.png")) > 127).astype(np.int64)
+        scribbles = np.asarray(Image.open(root / "scribbles1" / f"{name}.png")).astype(np.int64)
+        return image, mask, scribbles
+
+    return load
+
+
+@pytest.fixture
+def colour_position_features():
+    """``f(image, stride)``: mean RGB in [0, 1] and position per stride x stride cell, a
+    backbone-free ``(5, h, w)`` node feature map (simpler than the library's)."""
+    def features(image: np.ndarray, stride: int) -> torch.Tensor:
+        img = torch.from_numpy(image.copy()).permute(2, 0, 1).float().unsqueeze(0) / 255
+        rgb = F.avg_pool2d(img, stride, ceil_mode=True)[0]
+        h, w = rgb.shape[1:]
+        ys, xs = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+        return torch.cat([rgb, ys[None], xs[None]])
+
+    return features
+
+
+@pytest.fixture
+def restore_threads():
+    """Put torch's thread count back after a test that changes it (``--threads``)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_thread(restore_threads):
+    """One torch thread: on shared cores OpenMP's spinning makes tiny models up to a
+    hundred times slower with two; one thread also fixes the order of float sums."""
+    torch.set_num_threads(1)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--limit", "1", "--epochs", "3", "3", "--hidden", "16"]
 CASES = {

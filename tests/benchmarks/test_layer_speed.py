@@ -2,8 +2,11 @@
 import importlib.util
 import json
 from pathlib import Path
+import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "layer_speed.py"
+pytestmark = pytest.mark.slow
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "layer_speed.py"
 
 
 def load_script():

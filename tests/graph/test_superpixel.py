@@ -13,8 +13,6 @@ from graphseg.graph.superpixel import (
     superpixels_to_pixels,
 )
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
-
 # Top-left black, top-right red, bottom-left green, bottom-right blue.
 QUADRANT_COLOURS = [(0, 0, 0), (255, 0, 0), (0, 255, 0), (0, 0, 255)]
 
@@ -237,8 +235,8 @@ def test_mapping_bad_arguments():
         pixels_to_superpixels(np.full((2, 2), -1), seg)
 
 
-def test_flower_graph_is_connected_and_follows_the_mask():
-    root = DATA_DIR / "grabcut"
+def test_flower_graph_is_connected_and_follows_the_mask(data_kit):
+    root = data_kit / "grabcut"
     image_path, mask_path = root / "images" / "flower.jpg", root / "masks" / "flower.png"
     if not (image_path.is_file() and mask_path.is_file()):
         pytest.skip(f"GrabCut flower image or mask not found under {root}")

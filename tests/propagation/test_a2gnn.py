@@ -2,12 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_grabcut
 from graphseg.graph import GridAdjacency, image_to_graph, label_map_to_nodes, nodes_to_label_map
 from graphseg.losses import boxes_to_grid
 from graphseg.nn import A2GNN
 from graphseg.segmenters import A2GNNConfig, train_a2gnn
-from test_image import colour_position_features
 
 SMALL = dict(hidden_channels=16, stage1_epochs=15, stage2_epochs=15)
 
@@ -74,10 +72,10 @@ def test_a2gnn_layers_accept_adjacency_objects():
     assert "layer='gat'" in repr(A2GNN(3, 2, layer="gat"))
 
 
-def test_boxes_with_mp_loss_on_a_real_photo(data_kit):
+def test_boxes_with_mp_loss_on_a_real_photo(data_kit, grabcut, colour_position_features):
     # Only "outside the box is background" as seeds: the MP loss alone must find the
     # object inside the box (teddy: a tight box around a distinct object).
-    image, mask, _ = load_grabcut(data_kit, "teddy")
+    image, mask, _ = grabcut("teddy")
     x1, y1, x2, y2 = map(int, (data_kit / "grabcut" / "boxes" / "teddy.txt").read_text().split())
     feats = colour_position_features(image, 12)
     data = image_to_graph(feats, radius=3, edge_features=feats[:3] * 10)

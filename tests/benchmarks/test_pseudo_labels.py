@@ -4,9 +4,12 @@ import json
 import math
 from pathlib import Path
 
+import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "pseudo_labels.py"
+pytestmark = pytest.mark.slow
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "pseudo_labels.py"
 
 
 def load_script():

@@ -8,19 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from graphseg.data import kit_root
-
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "propagation.py"
 
-pytestmark = pytest.mark.skipif(
-    not ((kit_root() / "grabcut").is_dir() and (kit_root() / "msrc_v2").is_dir()),
-    reason=f"data kit (GrabCut-13, MSRC-v2) not found at {kit_root()}")
+pytestmark = pytest.mark.slow
 
 
-def test_quick_run_has_every_row(tmp_path):
+def test_quick_run_has_every_row(data_kit, tmp_path):
+    if not ((data_kit / "grabcut").is_dir() and (data_kit / "msrc_v2").is_dir()):
+        pytest.skip(f"data kit (GrabCut-13, MSRC-v2) not found at {data_kit}")
     out, png = tmp_path / "out.json", tmp_path / "out.png"
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GRAPHSEG_DATA": str(data_kit),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     # the tiniest setting: one GrabCut photo, one MSRC-v2 image
     done = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--limit", "1",

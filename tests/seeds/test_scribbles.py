@@ -1,12 +1,11 @@
 import numpy as np
 import pytest
-from conftest import load_grabcut
 
 from graphseg.seeds import expand_seeds, merge_seeds
 
 
-def test_real_scribbles_expand_precisely(data_kit):
-    image, mask, scribbles = load_grabcut(data_kit, "teddy")
+def test_real_scribbles_expand_precisely(grabcut):
+    image, mask, scribbles = grabcut("teddy")
     image, mask, scribbles = image[::2, ::2].copy(), mask[::2, ::2], scribbles[::2, ::2]
     seeds = np.array([255, 1, 0], dtype=np.uint8)[scribbles]  # kit: 1 object, 2 background
     expanded = expand_seeds(image, seeds, num_classes=2).labels

@@ -17,14 +17,7 @@ from graphseg.seeds import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on shared cores OpenMP's spinning makes these tiny models
-    a hundred times slower with two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _toy_set(count=8, size=32, seed=0):

@@ -4,10 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.data import Batch
 
-from conftest import load_grabcut
 from graphseg.graph import image_to_graph, label_map_to_nodes, nodes_to_label_map
 from graphseg.nn import A2GNN, AffinityAttentionConv
-from test_image import colour_position_features
 
 
 def small_graph(seed=0, size=(6, 7)):
@@ -72,7 +70,8 @@ def test_bad_arguments():
         A2GNN(4, 2, negative="clip")
 
 
-def propagate_scribbles(image, scribbles, mask, num_layers, epochs=100, stride=10):
+def propagate_scribbles(colour_position_features, image, scribbles, mask, num_layers, epochs=100,
+                        stride=10):
     """Train on scribbled nodes of one photo, return the IoU of the object vs ground truth."""
     feats = colour_position_features(image, stride)
     seeds = np.full(scribbles.shape, 255)
@@ -94,14 +93,16 @@ def propagate_scribbles(image, scribbles, mask, num_layers, epochs=100, stride=1
     return ((pred == 1) & (mask == 1)).sum() / ((pred == 1) | (mask == 1)).sum()
 
 
-def test_propagation_from_real_scribbles_beats_no_graph(data_kit):
+def test_propagation_from_real_scribbles_beats_no_graph(grabcut, colour_position_features):
     # GrabCut photos with human scribbles; the same model without attention
     # layers (an MLP on colour and position) is the no-propagation baseline.
     with_graph, without = [], []
     for name in ("teddy", "sheep", "banana1"):
-        image, mask, scribbles = load_grabcut(data_kit, name)
-        with_graph.append(propagate_scribbles(image, scribbles, mask, num_layers=3))
-        without.append(propagate_scribbles(image, scribbles, mask, num_layers=0))
+        image, mask, scribbles = grabcut(name)
+        with_graph.append(propagate_scribbles(colour_position_features, image, scribbles, mask,
+                                                num_layers=3))
+        without.append(propagate_scribbles(colour_position_features, image, scribbles, mask,
+                                                num_layers=0))
     assert all(a >= b for a, b in zip(with_graph, without)), (with_graph, without)
     assert np.mean(with_graph) > np.mean(without) + 0.05
     assert np.mean(with_graph) > 0.7

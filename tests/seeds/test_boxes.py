@@ -2,7 +2,6 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import load_grabcut
 
 from graphseg.seeds import box_seeds, confident_box_seeds, fuse_box_cam, grabcut_box
 from graphseg.seeds.boxes import LOW_CONTEXT, MIN_BOX_AREA, context_ratio
@@ -17,8 +16,8 @@ def _two_squares():
 
 
 @pytest.fixture
-def flower_crop(data_kit):
-    image, mask, _ = load_grabcut(data_kit, "flower")
+def flower_crop(grabcut):
+    image, mask, _ = grabcut("flower")
     ys, xs = np.nonzero(mask)
     # a real crop around the object, downsampled 2x to keep GrabCut quick
     top, left = max(0, ys.min() - 40), max(0, xs.min() - 40)

@@ -20,7 +20,7 @@ from graphseg.segmenters import save_affinity_net
 from graphseg.utils.io import read_label_map
 
 FAST = ["--features", "colour", "--epochs", "4", "3", "--hidden", "8", "--threads", "1"]
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import load_grabcut
 from graphseg.graph import (
     image_to_graph,
     label_map_to_nodes,
@@ -98,18 +97,10 @@ def test_label_map_to_nodes_bad_input():
         label_map_to_nodes(torch.zeros(4, 4, dtype=torch.long), (2, 2), mode="mean")
 
 
-def colour_position_features(image: np.ndarray, stride: int) -> torch.Tensor:
-    """Mean RGB in [0, 1] and position per stride x stride cell: a backbone-free map."""
-    img = torch.from_numpy(image.copy()).permute(2, 0, 1).float().unsqueeze(0) / 255
-    rgb = F.avg_pool2d(img, stride, ceil_mode=True)[0]
-    h, w = rgb.shape[1:]
-    ys, xs = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
-    return torch.cat([rgb, ys[None], xs[None]])
-
-
 @pytest.mark.parametrize("name", ["flower", "sheep", "llama"])
-def test_real_image_graph_round_trip_and_boundary_affinities(data_kit, name):
-    image, mask, _ = load_grabcut(data_kit, name)
+def test_real_image_graph_round_trip_and_boundary_affinities(grabcut, colour_position_features,
+                                                              name):
+    image, mask, _ = grabcut(name)
     feats = colour_position_features(image, stride=4)
     data = image_to_graph(feats[:3], radius=4, threshold=0)
     # ground truth down to nodes and back to full resolution keeps the object

@@ -3,26 +3,20 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import load_grabcut
 
 from graphseg.cli import main
 from graphseg.data import write_boxes_json, write_label_png
 from graphseg.utils.io import read_label_map, write_png
 
 
-@pytest.fixture(autouse=True)
-def restore_threads():
-    """``--threads`` sets torch's thread count for the process; put it back."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("restore_threads")
 
 
 @pytest.fixture
-def folders(data_kit, tmp_path):
+def folders(data_kit, grabcut, tmp_path):
     """Two GrabCut photos downsampled 4x, their scribbles, boxes and masks, and a broken image."""
     for name in ("teddy", "sheep"):
-        image, mask, scribbles = load_grabcut(data_kit, name)
+        image, mask, scribbles = grabcut(name)
         image, mask, scribbles = image[::4, ::4].copy(), mask[::4, ::4], scribbles[::4, ::4]
         write_png(tmp_path / "images" / f"{name}.png", image)
         write_label_png(tmp_path / "gt" / f"{name}.png", mask.astype(np.uint8))

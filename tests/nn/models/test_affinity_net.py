@@ -23,8 +23,8 @@ from graphseg.segmenters import (
     train_affinity_net,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[3]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_net(seed=0, width=4, channels=14):
