@@ -2,43 +2,16 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import platform
-from importlib import metadata
-from pathlib import Path
 from typing import Dict, Tuple
 
 from graphseg import __version__
-
-# (distribution on PyPI, module it provides)
-PACKAGES = (
-    ("torch", "torch"),
-    ("torch-geometric", "torch_geometric"),
-    ("pydensecrf2", "pydensecrf"),
-    ("numpy", "numpy"),
-    ("scipy", "scipy"),
-    ("scikit-image", "skimage"),
-    ("opencv-python-headless", "cv2"),
-    ("networkx", "networkx"),
-    ("pillow", "PIL"),
-    ("tqdm", "tqdm"),
-    ("torch-scatter", "torch_scatter"),
-    ("torch-sparse", "torch_sparse"),
-    ("triton", "triton"),
-)
-
-
-def _version(distribution: str, module: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        pass
-    try:  # some modules come from a differently named distribution
-        return getattr(importlib.import_module(module), "__version__", "installed")
-    except Exception:  # noqa: BLE001 - any import failure means "not usable"
-        return "not installed"
+# the stack's versions and the benchmarks' machine report (cpu_model and machine are
+# re-exported: they used to live here)
+from graphseg.utils.env import PACKAGES, cpu_model, machine  # noqa: F401
+from graphseg.utils.env import package_version as _version
 
 
 def _probe(check) -> Tuple[bool, str]:
@@ -86,33 +59,6 @@ def _triton() -> str:
         return "interpreter only (TRITON_INTERPRET=1, no GPU)"
     raise RuntimeError("installed, but there is no GPU; set TRITON_INTERPRET=1 to "
                        "run kernels in the interpreter")
-
-
-def cpu_model() -> str:
-    """The CPU's model name (from ``/proc/cpuinfo`` on Linux), else ``platform.processor()``."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def machine() -> Dict[str, object]:
-    """What a benchmark states about where it ran: machine, CPU count, torch threads,
-    GPU, and the versions of the stack, as one flat JSON-serialisable dict."""
-    import torch
-    report: Dict[str, object] = {
-        "graphseg": __version__, "python": platform.python_version(),
-        "platform": platform.platform(),
-        "machine": f"{platform.machine()} {cpu_model()}".strip(),
-        "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-    for distribution, module in PACKAGES:
-        report[module.replace("cv2", "opencv")] = _version(distribution, module)
-    return report
 
 
 def collect() -> Dict[str, object]:
