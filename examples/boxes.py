@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from graphseg.data import GrabCutDataset, kit_root
-from graphseg.segmenters import A2GNNConfig, propagate
+from graphseg.propagation import A2GNNConfig, propagate
 
 parser = argparse.ArgumentParser(description="GrabCut-13 from its boxes")
 parser.add_argument("--limit", type=int, default=3, help="first N photos (3; all: 13)")

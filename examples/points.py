@@ -11,7 +11,7 @@ import torch
 
 from graphseg.data import MSRCDataset, kit_root, points_from_labels
 from graphseg.metrics import ConfusionMatrix
-from graphseg.segmenters import A2GNNConfig, propagate
+from graphseg.propagation import A2GNNConfig, propagate
 
 parser = argparse.ArgumentParser(description="MSRC-v2 val from synthesised points")
 parser.add_argument("--limit", type=int, default=6, help="N evenly spaced val images (6)")

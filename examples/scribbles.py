@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from graphseg.data import GrabCutDataset, kit_root
-from graphseg.segmenters import A2GNNConfig, propagate
+from graphseg.propagation import A2GNNConfig, propagate
 
 parser = argparse.ArgumentParser(description="GrabCut-13 from human scribbles")
 parser.add_argument("--limit", type=int, default=4, help="first N photos (4; all: 13)")

@@ -14,9 +14,9 @@ import torch
 
 from graphseg.data import MSRCDataset, kit_root
 from graphseg.metrics import ConfusionMatrix
-from graphseg.segmenters import A2GNNConfig, propagate
-from graphseg.seeds import espnetv2_cam_classifier, load_classifier, save_classifier, \
-    train_cam_classifier
+from graphseg.nn.models import espnetv2_cam_classifier, load_classifier, save_classifier
+from graphseg.propagation import A2GNNConfig, propagate
+from graphseg.training import train_cam_classifier
 
 parser = argparse.ArgumentParser(description="MSRC-v2 val from image-level tags")
 parser.add_argument("--limit", type=int, default=6, help="N evenly spaced val images (6)")

@@ -1,6 +1,6 @@
 """``graphseg demo``: boxes and scribbles to masks on the bundled sample, scored.
 
-Runs the box and the scribble pipeline (:func:`graphseg.segmenters.propagate`) on
+Runs the box and the scribble pipeline (:func:`graphseg.propagation.propagate`) on
 the three GrabCut photos shipped with graphseg, prints every photo's object IoU
 against its ground truth next to OpenCV GrabCut's from the same box, and writes
 side-by-side pictures (photo, weak labels, prediction, ground truth) to ``--out``.
@@ -16,7 +16,7 @@ import torch
 
 from graphseg.data import GrabCutDataset, sample_root
 from graphseg.metrics import object_iou
-from graphseg.segmenters import FEATURES, LAYERS, A2GNNConfig, propagate
+from graphseg.propagation import FEATURES, LAYERS, A2GNNConfig, propagate
 from graphseg.seeds import opencv_grabcut
 from graphseg.viz import save_panels
 

@@ -2,7 +2,7 @@
 
 For every image: seeds from its boxes, scribbles, points or tags, a graph of the
 photo, a freshly trained propagation model and a dense CRF
-(:func:`graphseg.segmenters.propagate`).  Writes
+(:func:`graphseg.propagation.propagate`).  Writes
 
 * ``OUT/STEM.png``: the class-index label map (VOC palette);
 * ``OUT/instances/STEM.png`` (boxes): ``i + 1`` where a pixel belongs to the
@@ -35,17 +35,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from graphseg.cli import seeds as seeds_command
 from graphseg.cli.evaluate import resolve_gt
 from graphseg.cli.info import collect
-from graphseg.cli import seeds as seeds_command
 from graphseg.cli.seeds import read_all_tags, read_boxes
 from graphseg.data import read_classes, read_seeds, write_label_png
 from graphseg.data.dataset import find_file, stems
 from graphseg.metrics import ConfusionMatrix
-from graphseg.seeds import load_classifier
-from graphseg.segmenters import FEATURES, KINDS, LAYERS, A2GNNConfig, load_affinity_net, \
-    propagate
-from graphseg.seeds.crf import PRESETS
+from graphseg.nn.models import load_classifier
+from graphseg.propagation import FEATURES, KINDS, LAYERS, A2GNNConfig, propagate
+from graphseg.refine.crf import PRESETS
+from graphseg.training import load_affinity_net
 from graphseg.utils.io import atomic_open, read_image, read_label_map, write_json, write_png
 
 # per-process state of the workers (set once by _setup)

@@ -28,16 +28,28 @@ import torch
 from tqdm.auto import tqdm
 
 from graphseg.cli.failures import Failures
-from graphseg.data import read_boxes_json, read_classes, read_seeds, read_tags_json, \
-    read_voc_xml, write_label_png
+from graphseg.data import (
+    read_boxes_json,
+    read_classes,
+    read_seeds,
+    read_tags_json,
+    read_voc_xml,
+    write_label_png,
+)
 from graphseg.data.dataset import find_file, stems
 from graphseg.data.grabcut import read_box_txt
 from graphseg.data.sample import check_boxes
 from graphseg.metrics import SeedQuality
 from graphseg.nn.backbones.pretrained import BUNDLED_WEIGHTS
-from graphseg.seeds import box_seeds, cam_seeds, espnetv2_cam_classifier, expand_seeds, \
-    load_classifier, save_classifier, small_cam_classifier, train_cam_classifier
+from graphseg.nn.models import (
+    espnetv2_cam_classifier,
+    load_classifier,
+    save_classifier,
+    small_cam_classifier,
+)
+from graphseg.seeds import box_seeds, cam_seeds, expand_seeds
 from graphseg.seeds.cam import METHODS
+from graphseg.training import train_cam_classifier
 from graphseg.utils.io import read_image, read_label_map
 
 

@@ -46,7 +46,7 @@ def build_model(args):
 
 
 def run(args: argparse.Namespace) -> int:
-    from graphseg.segmenters import train_affinity_net
+    from graphseg.training import train_affinity_net
 
     images_dir, seeds_dir = Path(args.images), Path(args.seeds)
     for flag, folder in (("--images", images_dir), ("--seeds", seeds_dir)):

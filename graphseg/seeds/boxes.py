@@ -44,8 +44,8 @@ import numpy as np
 
 from graphseg.data.classes import IGNORE
 from graphseg.data.sample import check_boxes
-from graphseg.seeds.common import Seeds, check_image, check_seed_map
-from graphseg.utils.checks import check_positive_int
+from graphseg.utils.checks import check_image, check_positive_int, check_seed_map
+from graphseg.utils.types import Seeds
 
 MIN_BOX_AREA = 64       # pixels; smaller boxes stay unknown
 LOW_CONTEXT = 0.25      # context pixels / box pixels under which a box is "low-context"

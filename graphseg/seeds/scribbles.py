@@ -9,8 +9,8 @@ import torch
 
 from graphseg.data.classes import IGNORE
 from graphseg.graph import pixels_to_superpixels, superpixel_graph, superpixels_to_pixels
-from graphseg.seeds.common import Seeds, check_image, check_seed_map
-from graphseg.utils.checks import check_positive_int
+from graphseg.utils.checks import check_image, check_positive_int, check_seed_map
+from graphseg.utils.types import Seeds
 
 
 def expand_seeds(image: np.ndarray, seeds: np.ndarray, num_classes: Optional[int] = None,

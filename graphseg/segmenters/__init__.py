@@ -1,29 +1,19 @@
-"""Segmenters: dense labels from seeds by training on each image's graph.
+"""Dataset-level segmenters (fit / predict / save / load) will live here.
 
-* :class:`A2GNNConfig` and :func:`train_a2gnn`: the per-image A2GNN training of
-  thesis section 3.3.5 with the two-stage schedule of section 3.4.
-* :func:`segment_image`: one photo from its seed map to dense labels (graph,
-  training, back to pixels, dense CRF), with colour/position node features
-  (:func:`colour_position_features`) or a backbone's feature maps.
-* :func:`train_affinity_net`, :func:`save_affinity_net`, :func:`load_affinity_net`:
-  training the affinity CNN of section 3.3.3 on seed maps (seeded, checkpointed,
-  resumable, DistributedDataParallel under ``torchrun``).
-* :func:`node_features`: the graph's node features, from the bundled ESPNetv2
-  encoder (:func:`backbone_features`) or colour and position.
-* :func:`propagate`: one photo from its weak annotation (boxes, scribbles,
-  points, tags) to dense labels, seeds included; :func:`box_instances`.
+The per-image propagation that this package held in 0.1 moved to
+:mod:`graphseg.propagation`, and the affinity-net training to
+:mod:`graphseg.training`.  Their names still import from here for one release, with
+a ``DeprecationWarning`` (see CHANGELOG.md).
 """
-from graphseg.segmenters.a2gnn import A2GNNConfig, train_a2gnn
-from graphseg.segmenters.affinity_training import (
-    load_affinity_net,
-    save_affinity_net,
-    train_affinity_net,
-)
-from graphseg.segmenters.pipeline import colour_position_features, segment_image, walk_seeds
-from graphseg.segmenters.features import FEATURES, backbone_features, node_features
-from graphseg.segmenters.propagate import KINDS, LAYERS, Propagation, box_instances, propagate
+from graphseg.utils.deprecation import moved
 
-__all__ = ["A2GNNConfig", "FEATURES", "KINDS", "LAYERS", "Propagation", "backbone_features",
-           "box_instances", "colour_position_features", "load_affinity_net", "node_features",
-           "propagate", "save_affinity_net", "segment_image", "train_a2gnn",
-           "train_affinity_net", "walk_seeds"]
+__getattr__ = moved(__name__, {
+    **dict.fromkeys(("A2GNNConfig", "FEATURES", "KINDS", "LAYERS", "Propagation",
+                     "backbone_features", "box_instances", "colour_position_features",
+                     "node_features", "propagate", "segment_image", "train_a2gnn",
+                     "walk_seeds"), "graphseg.propagation"),
+    **dict.fromkeys(("load_affinity_net", "save_affinity_net", "train_affinity_net"),
+                    "graphseg.training"),
+})
+
+__all__: list = []

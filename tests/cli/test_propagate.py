@@ -11,12 +11,16 @@ import pytest
 import torch.distributed
 
 from graphseg.cli import main
-from graphseg.data import GrabCutDataset, read_boxes_json, sample_root, write_boxes_json, \
-    write_label_png
+from graphseg.data import (
+    GrabCutDataset,
+    read_boxes_json,
+    sample_root,
+    write_boxes_json,
+    write_label_png,
+)
 from graphseg.nn.backbones import SmallCNN
-from graphseg.nn.models import AffinityNet
-from graphseg.seeds import save_classifier, small_cam_classifier
-from graphseg.segmenters import save_affinity_net
+from graphseg.nn.models import AffinityNet, save_classifier, small_cam_classifier
+from graphseg.training import save_affinity_net
 from graphseg.utils.io import read_label_map
 
 FAST = ["--features", "colour", "--epochs", "4", "3", "--hidden", "8", "--threads", "1"]

@@ -5,7 +5,7 @@ import torch
 from graphseg.graph import GridAdjacency, image_to_graph, label_map_to_nodes, nodes_to_label_map
 from graphseg.losses import boxes_to_grid
 from graphseg.nn import A2GNN
-from graphseg.segmenters import A2GNNConfig, train_a2gnn
+from graphseg.propagation import A2GNNConfig, train_a2gnn
 
 SMALL = dict(hidden_channels=16, stage1_epochs=15, stage2_epochs=15)
 

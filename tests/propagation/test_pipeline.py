@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from graphseg.segmenters import A2GNNConfig
-from graphseg.segmenters.pipeline import colour_position_features, segment_image
+from graphseg.propagation import A2GNNConfig
+from graphseg.propagation.pipeline import colour_position_features, segment_image
 
 SMALL = A2GNNConfig(hidden_channels=16, stage1_epochs=20, stage2_epochs=20)
 

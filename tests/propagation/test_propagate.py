@@ -1,4 +1,4 @@
-"""graphseg.segmenters.propagate: weak annotations of one photo to dense labels."""
+"""graphseg.propagation.propagate: weak annotations of one photo to dense labels."""
 import cv2
 import numpy as np
 import pytest
@@ -7,7 +7,8 @@ import torch
 from graphseg.data import GrabCutDataset, sample_root
 from graphseg.metrics import object_iou
 from graphseg.nn.backbones import ESPNetv2Encoder
-from graphseg.segmenters import (
+from graphseg.nn.models import small_cam_classifier
+from graphseg.propagation import (
     A2GNNConfig,
     backbone_features,
     box_instances,
@@ -15,7 +16,6 @@ from graphseg.segmenters import (
     propagate,
     walk_seeds,
 )
-from graphseg.seeds import small_cam_classifier
 
 FAST = dict(stage1_epochs=15, stage2_epochs=10, hidden_channels=16)
 

@@ -3,7 +3,7 @@ import pydensecrf.densecrf as dcrf
 import pytest
 from pydensecrf.utils import unary_from_softmax
 
-from graphseg.seeds import PRESETS, crf_labels, dense_crf
+from graphseg.refine import PRESETS, crf_labels, dense_crf
 
 
 def _inputs(seed=0, shape=(24, 32), classes=3):

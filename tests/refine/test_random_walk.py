@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from graphseg.graph import grid_affinity, window_offsets
-from graphseg.seeds import colour_affinity, fuse_probabilities, random_walk, walk_probabilities
+from graphseg.refine import colour_affinity, fuse_probabilities, random_walk, walk_probabilities
 
 
 def dense_transition(affinity, radius, window, beta):

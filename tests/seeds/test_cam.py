@@ -3,19 +3,20 @@ import pytest
 import torch
 from torch import nn
 
-from graphseg.seeds import (
+from graphseg.nn.models import (
     CAMClassifier,
+    load_classifier,
+    save_classifier,
+    small_cam_classifier,
+)
+from graphseg.seeds import (
     cam_probabilities,
     cam_seeds,
     confident_labels,
-    load_classifier,
     multiscale_cam,
     reliable_regions,
-    save_classifier,
-    small_cam_classifier,
-    train_cam_classifier,
 )
-
+from graphseg.training import train_cam_classifier
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -156,7 +157,7 @@ def test_cam_seeds_on_a_real_image(data_kit):
 
 
 def test_espnetv2_cam_classifier_shape_training_and_round_trip(tmp_path):
-    from graphseg.seeds import ESPNetv2Features, espnetv2_cam_classifier
+    from graphseg.nn.models import ESPNetv2Features, espnetv2_cam_classifier
     model = espnetv2_cam_classifier((1, 2))          # the bundled VOC weights
     assert model.classifier.in_channels == 768 and model.backbone.stride == 8
     assert not any(p.requires_grad for p in model.backbone.parameters())

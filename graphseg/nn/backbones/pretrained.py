@@ -20,15 +20,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from graphseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, image_to_tensor, normalize
 from graphseg.nn.backbones.espnetv2 import ESPNetv2Segmentation
 
 __all__ = ["BUNDLED_WEIGHTS", "IMAGENET_MEAN", "IMAGENET_STD", "load_espnetv2_voc",
            "preprocess"]
 
 BUNDLED_WEIGHTS = Path(__file__).parent / "weights" / "espnetv2_s_2.0_pascal_384x384.pth"
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # How many names of each kind a mismatch error lists before "... and N more".
 _SHOWN = 8
@@ -48,10 +46,7 @@ def preprocess(image: np.ndarray) -> Tensor:
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} array "
                          f"of shape {image.shape}")
-    x = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1).div_(255)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (x - mean) / std
+    return normalize(image_to_tensor(image)[0])
 
 
 def _names(keys) -> str:

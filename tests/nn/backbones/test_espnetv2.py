@@ -15,7 +15,7 @@ from graphseg.nn.backbones import (
     load_espnetv2_voc,
     preprocess,
 )
-from graphseg.seeds import CAMClassifier
+from graphseg.nn.models import CAMClassifier
 
 WEIGHTS = "weights/espnetv2_s_2.0_pascal_384x384.pth"
 

@@ -16,12 +16,8 @@ from graphseg.graph import image_to_graph, window_offsets
 from graphseg.losses import affinity_labels, affinity_loss, affinity_pairs, pair_distances
 from graphseg.nn.backbones import SmallCNN, preprocess
 from graphseg.nn.models import AffinityNet, affinity_graph
-from graphseg.segmenters import (
-    colour_position_features,
-    load_affinity_net,
-    save_affinity_net,
-    train_affinity_net,
-)
+from graphseg.propagation import colour_position_features
+from graphseg.training import load_affinity_net, save_affinity_net, train_affinity_net
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.usefixtures("one_thread")

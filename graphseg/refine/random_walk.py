@@ -21,9 +21,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from graphseg.graph import grid_affinity, window_offsets
-from graphseg.seeds.common import Seeds, check_image, check_probabilities
-from graphseg.seeds.crf import crf_labels
-from graphseg.utils.checks import check_finite, check_positive_int, check_tensor
+from graphseg.refine.crf import crf_labels
+from graphseg.utils.checks import (
+    check_finite,
+    check_image,
+    check_positive_int,
+    check_probabilities,
+    check_tensor,
+)
+from graphseg.utils.types import Seeds
 
 
 def random_walk(values: Tensor, affinity: Tensor, radius: int, window: str = "square",

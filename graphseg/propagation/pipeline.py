@@ -19,11 +19,10 @@ from graphseg.graph.adjacency import GridAdjacency
 from graphseg.graph.affinity import grid_affinity
 from graphseg.graph.image import IGNORE_INDEX, image_to_graph, label_map_to_nodes, nodes_to_pixels
 from graphseg.losses import boxes_to_grid
-from graphseg.segmenters.a2gnn import A2GNNConfig, train_a2gnn
-from graphseg.seeds.common import check_image, check_seed_map
-from graphseg.seeds.crf import dense_crf
-from graphseg.seeds.random_walk import random_walk
-from graphseg.utils.checks import check_positive_int
+from graphseg.propagation.a2gnn import A2GNNConfig, train_a2gnn
+from graphseg.refine.crf import dense_crf
+from graphseg.refine.random_walk import random_walk
+from graphseg.utils.checks import check_image, check_positive_int, check_seed_map
 
 
 def colour_position_features(image: np.ndarray, stride: int = 8) -> Tensor:
@@ -60,7 +59,7 @@ def segment_image(image: np.ndarray, seeds: np.ndarray, num_classes: int,
     ``config.layer`` picks the propagation: a per-image GNN (``"a2gnn"``,
     ``"gcn"``, ``"gat"``, ``"agnn"``; :func:`train_a2gnn`) or ``"random-walk"``,
     no training: the one-hot seeds walked over the same graph's affinities
-    (:func:`graphseg.seeds.random_walk`, AffinityNet's ``beta = 8``, 64 steps),
+    (:func:`graphseg.refine.random_walk`, AffinityNet's ``beta = 8``, 64 steps),
     the baseline propagator of Table 3.4.
 
     Args:
@@ -129,7 +128,7 @@ def walk_seeds(labels: Tensor, num_classes: int, edge_features: Tensor, radius: 
 
     The one-hot seeds (unknown nodes start at zero) are walked ``steps`` times
     over ``exp(-mean |g_i - g_j|) ** beta`` in a square window
-    (:func:`graphseg.seeds.random_walk`) and renormalised per node; a node no
+    (:func:`graphseg.refine.random_walk`) and renormalised per node; a node no
     seed reaches gets uniform probabilities.
 
     Args:

@@ -9,8 +9,8 @@ import numpy as np
 import pydensecrf.densecrf as dcrf
 from pydensecrf.utils import unary_from_softmax
 
-from graphseg.seeds.common import Seeds, check_image, check_probabilities
-from graphseg.utils.checks import check_positive_int
+from graphseg.utils.checks import check_image, check_positive_int, check_probabilities
+from graphseg.utils.types import Seeds
 
 # Kernel widths in pixels (sxy) and RGB levels (srgb); compat is the Potts weight.
 PRESETS: Dict[str, Dict[str, float]] = {

@@ -38,16 +38,15 @@ from torch import nn
 from graphseg.data.sample import check_boxes
 from graphseg.graph.image import IGNORE_INDEX
 from graphseg.nn.models.affinity_net import AffinityNet, affinity_maps
-from graphseg.segmenters.a2gnn import A2GNNConfig
-from graphseg.segmenters.features import node_features
-from graphseg.segmenters.pipeline import segment_image
+from graphseg.propagation.a2gnn import A2GNNConfig
+from graphseg.propagation.features import node_features
+from graphseg.propagation.pipeline import segment_image
+from graphseg.refine.crf import dense_crf
+from graphseg.refine.random_walk import walk_probabilities
 from graphseg.seeds.boxes import box_seeds
 from graphseg.seeds.cam import CAMClassifier, cam_probabilities, multiscale_cam, reliable_regions
-from graphseg.seeds.common import check_image, check_seed_map
-from graphseg.seeds.crf import dense_crf
-from graphseg.seeds.random_walk import walk_probabilities
 from graphseg.seeds.scribbles import expand_seeds
-from graphseg.utils.checks import check_choice, check_positive_int
+from graphseg.utils.checks import check_choice, check_image, check_positive_int, check_seed_map
 
 KINDS = ("boxes", "scribbles", "points", "tags")
 LAYERS = ("a2gnn", "gcn", "gat", "agnn", "random-walk")
@@ -139,7 +138,7 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
         features (str or nn.Module, optional): node features: ``"espnetv2"``
             (the bundled pretrained encoder's last three levels), ``"colour"``
             (colour and position, no network) or a backbone
-            (:func:`~graphseg.segmenters.features.node_features`); edges are
+            (:func:`~graphseg.propagation.features.node_features`); edges are
             colour affinities. (default: ``"espnetv2"``)
         affinity (AffinityNet, optional): a trained affinity network (section
             3.3.3); when given, its levels are the node features and its

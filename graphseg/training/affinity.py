@@ -44,8 +44,7 @@ from graphseg.graph.image import label_map_to_nodes
 from graphseg.losses.affinity import REG_NORMS, WEIGHTINGS, affinity_loss
 from graphseg.nn.backbones.pretrained import IMAGENET_MEAN, IMAGENET_STD
 from graphseg.nn.models.affinity_net import AffinityNet, build_backbone
-from graphseg.seeds.common import check_image, check_seed_map
-from graphseg.utils.checks import check_choice, check_positive_int
+from graphseg.utils.checks import check_choice, check_image, check_positive_int, check_seed_map
 from graphseg.utils.io import atomic_open, read_checkpoint
 
 __all__ = ["load_affinity_net", "save_affinity_net", "train_affinity_net"]

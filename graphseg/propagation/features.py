@@ -18,9 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphseg.nn.backbones import load_espnetv2_voc, preprocess
-from graphseg.segmenters.pipeline import colour_position_features
-from graphseg.seeds.common import check_image
-from graphseg.utils.checks import check_positive_int
+from graphseg.propagation.pipeline import colour_position_features
+from graphseg.utils.checks import check_image, check_positive_int
 
 FEATURES = ("espnetv2", "colour")
 

@@ -1,0 +1,21 @@
+"""Per-image propagation: dense labels of one photo from its seeds, by training a
+graph network on that photo's own graph (thesis chapter 3).
+
+* :class:`A2GNNConfig` and :func:`train_a2gnn`: the per-image A2GNN training of
+  thesis section 3.3.5 with the two-stage schedule of section 3.4.
+* :func:`segment_image`: one photo from its seed map to dense labels (graph,
+  training, back to pixels, dense CRF), with colour/position node features
+  (:func:`colour_position_features`) or a backbone's feature maps.
+* :func:`node_features`: the graph's node features, from the bundled ESPNetv2
+  encoder (:func:`backbone_features`) or colour and position.
+* :func:`propagate`: one photo from its weak annotation (boxes, scribbles,
+  points, tags) to dense labels, seeds included; :func:`box_instances`.
+"""
+from graphseg.propagation.a2gnn import A2GNNConfig, train_a2gnn
+from graphseg.propagation.features import FEATURES, backbone_features, node_features
+from graphseg.propagation.pipeline import colour_position_features, segment_image, walk_seeds
+from graphseg.propagation.propagate import KINDS, LAYERS, Propagation, box_instances, propagate
+
+__all__ = ["A2GNNConfig", "FEATURES", "KINDS", "LAYERS", "Propagation", "backbone_features",
+           "box_instances", "colour_position_features", "node_features", "propagate",
+           "segment_image", "train_a2gnn", "walk_seeds"]
