@@ -12,8 +12,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from graphseg.data.classes import IGNORE, voc_colormap
+from graphseg.data.classes import voc_colormap
 from graphseg.data.sample import check_boxes
+from graphseg.utils.constants import IGNORE
 from graphseg.utils.io import write_png
 
 _TITLE = 22  # pixels above each panel for its title

@@ -14,7 +14,6 @@ from graphseg.graph.adjacency import CSRAdjacency, GridAdjacency
 from graphseg.graph.affinity import grid_affinity, l1_normalize
 from graphseg.graph.grid import GridGraph, grid_graph, grid_positions, window_offsets
 from graphseg.graph.image import (
-    IGNORE_INDEX,
     image_to_graph,
     label_map_to_nodes,
     nodes_to_label_map,
@@ -31,7 +30,6 @@ __all__ = [
     "CSRAdjacency",
     "GridAdjacency",
     "GridGraph",
-    "IGNORE_INDEX",
     "ImageToGraph",
     "grid_affinity",
     "grid_graph",

@@ -13,8 +13,7 @@ from graphseg.graph.affinity import check_feature_map, grid_affinity, l1_normali
 from graphseg.graph.grid import grid_graph, grid_positions
 from graphseg.graph.voting import majority_vote
 from graphseg.utils.checks import as_index_map, check_choice, check_finite, check_tensor
-
-IGNORE_INDEX = 255
+from graphseg.utils.constants import IGNORE
 
 
 def image_to_graph(features: Tensor, radius: int = 4, window: str = "square",
@@ -137,7 +136,7 @@ def nodes_to_label_map(scores: Tensor, grid_size, size: Optional[Tuple[int, int]
 
 
 def label_map_to_nodes(label_map: Union[np.ndarray, Tensor], grid_size,
-                       mode: str = "majority", ignore_index: int = IGNORE_INDEX) -> Tensor:
+                       mode: str = "majority", ignore_index: int = IGNORE) -> Tensor:
     """Reduce an ``(H', W')`` label map to one label per node of an ``H x W`` grid.
 
     Pixel ``(y', x')`` falls in the cell of node ``(y' * H // H', x' * W // W')``.

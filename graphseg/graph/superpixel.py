@@ -20,9 +20,9 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from graphseg.graph.affinity import check_feature_map
-from graphseg.graph.image import IGNORE_INDEX
 from graphseg.graph.voting import majority_vote
 from graphseg.utils.checks import as_index_map, check_positive_int, check_tensor
+from graphseg.utils.constants import IGNORE
 
 
 def _check_image(image) -> np.ndarray:
@@ -218,7 +218,7 @@ def superpixels_to_pixels(values: Tensor, segments: Union[np.ndarray, Tensor]) -
 
 def pixels_to_superpixels(label_map: Union[np.ndarray, Tensor],
                           segments: Union[np.ndarray, Tensor],
-                          ignore_index: int = IGNORE_INDEX) -> Tensor:
+                          ignore_index: int = IGNORE) -> Tensor:
     """Give every superpixel the majority label of its pixels.
 
     ``ignore_index`` pixels do not vote, so a superpixel touched by a scribble

@@ -4,7 +4,8 @@ from __future__ import annotations
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
-from graphseg.graph.image import IGNORE_INDEX, image_to_graph, label_map_to_nodes
+from graphseg.graph.image import image_to_graph, label_map_to_nodes
+from graphseg.utils.constants import IGNORE
 
 
 class ImageToGraph(BaseTransform):
@@ -48,7 +49,7 @@ class ImageToGraph(BaseTransform):
                              threshold=self.threshold, self_loops=self.self_loops)
         if "label_map" in data:
             out.y = label_map_to_nodes(data.label_map, out.grid_size, self.label_mode,
-                                       IGNORE_INDEX)
+                                       IGNORE)
         for key, value in data.items():
             if key not in ("feature_map", "edge_features", "label_map"):
                 out[key] = value

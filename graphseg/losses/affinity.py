@@ -27,11 +27,11 @@ from graphseg.graph.grid import window_offsets
 from graphseg.losses.regularized import gaussian_kernel
 from graphseg.ops.grid_shifts import shifts
 from graphseg.utils.checks import check_choice, check_finite, check_positive_int, check_tensor
+from graphseg.utils.constants import IGNORE
 
 __all__ = ["AffinityPairs", "affinity_labels", "affinity_loss", "affinity_pairs",
            "pair_distances"]
 
-IGNORE = 255
 WEIGHTINGS = ("release", "thesis")
 REG_NORMS = ("nodes", "kernel")
 

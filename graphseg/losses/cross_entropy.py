@@ -4,11 +4,11 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from graphseg.graph.image import IGNORE_INDEX
+from graphseg.utils.constants import IGNORE
 
 
 def balanced_cross_entropy(logits: Tensor, labels: Tensor, background: int = 0,
-                           ignore_index: int = IGNORE_INDEX, balanced: bool = True) -> Tensor:
+                           ignore_index: int = IGNORE, balanced: bool = True) -> Tensor:
     """Cross-entropy over the nodes whose label is not ``ignore_index``.
 
     With ``balanced=True`` (the authors' release) background nodes and

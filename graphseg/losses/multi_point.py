@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from graphseg.graph.image import IGNORE_INDEX
+from graphseg.utils.constants import IGNORE
 
 
 def boxes_to_grid(boxes, image_size: Tuple[int, int], grid_size: Tuple[int, int]) -> Tensor:
@@ -97,7 +97,7 @@ def mp_loss(logits: Tensor, features: Tensor, boxes: Tensor, points: Sequence[Te
 @torch.no_grad()
 def consistency_check(labels: Tensor, features: Tensor, boxes: Tensor,
                       points: Sequence[Tensor], grid_size: Tuple[int, int],
-                      ignore_index: int = IGNORE_INDEX) -> Tensor:
+                      ignore_index: int = IGNORE) -> Tensor:
     """Eq. 3.27-3.28: unlabel box-class seeds whose feature points away from the box prototype.
 
     The prototype of a box is the mean feature of its points; a node inside

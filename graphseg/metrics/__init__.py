@@ -7,8 +7,7 @@
 * :class:`MaskAP`: instance mask mAP^r at IoU 0.5 / 0.7 / 0.75 (thesis Table 3.2);
   :func:`average_precision`, :func:`instances_from_maps`.
 """
-from graphseg.metrics.confusion import ConfusionMatrix, check_pair, confusion_matrix, \
-    object_iou
+from graphseg.metrics.confusion import ConfusionMatrix, check_pair, confusion_matrix, object_iou
 from graphseg.metrics.instances import (
     THRESHOLDS,
     MaskAP,

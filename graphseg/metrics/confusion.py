@@ -11,8 +11,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from graphseg.data.classes import IGNORE
 from graphseg.utils.checks import as_index_map, check_positive_int
+from graphseg.utils.constants import IGNORE
 
 
 def check_pair(pred, gt, num_classes: Optional[int], source: str = "") -> tuple:

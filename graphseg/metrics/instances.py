@@ -15,7 +15,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from graphseg.data.classes import IGNORE
+from graphseg.utils.constants import IGNORE
 
 THRESHOLDS = (0.5, 0.7, 0.75)
 

@@ -13,9 +13,17 @@ graph network on that photo's own graph (thesis chapter 3).
 """
 from graphseg.propagation.a2gnn import A2GNNConfig, train_a2gnn
 from graphseg.propagation.features import FEATURES, backbone_features, node_features
-from graphseg.propagation.pipeline import colour_position_features, segment_image, walk_seeds
-from graphseg.propagation.propagate import KINDS, LAYERS, Propagation, box_instances, propagate
+from graphseg.propagation.pipeline import (
+    PROPAGATORS,
+    colour_position_features,
+    segment_image,
+    walk_seeds,
+)
+from graphseg.propagation.propagate import LAYERS, Propagation, box_instances, propagate
+from graphseg.utils.deprecation import moved
 
-__all__ = ["A2GNNConfig", "FEATURES", "KINDS", "LAYERS", "Propagation", "backbone_features",
+__getattr__ = moved(__name__, {"KINDS": "graphseg.utils.constants:SUPERVISIONS"})
+
+__all__ = ["A2GNNConfig", "FEATURES", "LAYERS", "PROPAGATORS", "Propagation", "backbone_features",
            "box_instances", "colour_position_features", "node_features", "propagate",
            "segment_image", "train_a2gnn", "walk_seeds"]

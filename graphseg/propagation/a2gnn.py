@@ -15,7 +15,6 @@ import torch
 from torch import Tensor
 from torch_geometric.typing import Adj
 
-from graphseg.graph.image import IGNORE_INDEX
 from graphseg.losses import (
     balanced_cross_entropy,
     box_points,
@@ -26,8 +25,7 @@ from graphseg.losses import (
 )
 from graphseg.nn.models.a2gnn import A2GNN
 from graphseg.utils.checks import check_choice, check_finite
-
-SUPERVISIONS = ("boxes", "scribbles", "points", "tags")
+from graphseg.utils.constants import IGNORE, SUPERVISIONS
 
 
 @dataclass(frozen=True)
@@ -36,7 +34,7 @@ class A2GNNConfig:
 
     Attributes:
         layer: propagation layer, ``"a2gnn"``, ``"gcn"``, ``"gat"`` or ``"agnn"``;
-            :func:`~graphseg.segmenters.segment_image` also takes
+            :func:`~graphseg.propagation.segment_image` also takes
             ``"random-walk"`` (no training).
         hidden_channels, num_layers, dropout, beta, negative: the model (Eq. 3.16-3.19).
         lr, weight_decay: Adam.
@@ -78,7 +76,9 @@ class A2GNNConfig:
     @classmethod
     def release(cls, supervision: str, **overrides) -> "A2GNNConfig":
         """The authors' release settings for ``"boxes"``, ``"scribbles"``, ``"points"``
-        or ``"tags"`` (see ``notes/reference-release.md``), then ``overrides``."""
+        or ``"tags"`` (the hyper-parameters of their released training scripts: one
+        set for boxes, one shared by the other three, as written below), then
+        ``overrides``."""
         check_choice(supervision, "supervision", SUPERVISIONS)
         if supervision == "boxes":
             base = cls(lr=0.035, stage1_epochs=150, stage2_epochs=150, reg_weight=0.01,
@@ -124,7 +124,7 @@ def train_a2gnn(x: Tensor, graph: Adj, labels: Tensor, num_classes: int,
     check_finite(x, "x")
     if labels.shape != (h * w,):
         raise ValueError(f"labels must have shape ({h * w},), got {tuple(labels.shape)}")
-    known = labels != IGNORE_INDEX
+    known = labels != IGNORE
     if not bool(known.any()):
         raise ValueError("labels has no labelled node: nothing to propagate")
     if int(labels[known].max()) >= num_classes:
@@ -151,7 +151,7 @@ def train_a2gnn(x: Tensor, graph: Adj, labels: Tensor, num_classes: int,
             optimizer.zero_grad()
             logits, features = model(x, graph, edge_weight)
             loss = balanced_cross_entropy(logits, current, balanced=config.balanced_ce) \
-                if bool((current != IGNORE_INDEX).any()) else logits.sum() * 0
+                if bool((current != IGNORE).any()) else logits.sum() * 0
             probs = logits.softmax(dim=-1)
             if stage2 and kernel is not None:
                 loss = loss + config.reg_weight * regularized_loss(probs, kernel,

@@ -8,6 +8,8 @@ backbone's feature maps can be passed instead (``features`` and
 """
 from __future__ import annotations
 
+import warnings
+from dataclasses import replace
 from typing import Optional, Tuple, Union
 
 import numpy as np
@@ -17,12 +19,13 @@ from torch import Tensor
 
 from graphseg.graph.adjacency import GridAdjacency
 from graphseg.graph.affinity import grid_affinity
-from graphseg.graph.image import IGNORE_INDEX, image_to_graph, label_map_to_nodes, nodes_to_pixels
+from graphseg.graph.image import image_to_graph, label_map_to_nodes, nodes_to_pixels
 from graphseg.losses import boxes_to_grid
 from graphseg.propagation.a2gnn import A2GNNConfig, train_a2gnn
 from graphseg.refine.crf import dense_crf
 from graphseg.refine.random_walk import random_walk
-from graphseg.utils.checks import check_image, check_positive_int, check_seed_map
+from graphseg.utils.checks import check_choice, check_image, check_positive_int, check_seed_map
+from graphseg.utils.constants import IGNORE
 
 
 def colour_position_features(image: np.ndarray, stride: int = 8) -> Tensor:
@@ -48,17 +51,30 @@ def colour_position_features(image: np.ndarray, stride: int = 8) -> Tensor:
     return torch.cat([rgb, 1 - rgb, position, 1 - position])
 
 
+PROPAGATORS = ("gnn", "random-walk")
+
+
+def _propagator(config: A2GNNConfig, propagator: str) -> Tuple[A2GNNConfig, str]:
+    """``(config, propagator)`` checked; 0.1's ``layer="random-walk"`` still means
+    the random walk, with a warning, for one release."""
+    if config.layer == "random-walk":
+        warnings.warn('layer="random-walk" is deprecated: pass propagator="random-walk"',
+                      DeprecationWarning, stacklevel=3)
+        return replace(config, layer=A2GNNConfig.layer), "random-walk"
+    return config, check_choice(propagator, "propagator", PROPAGATORS)
+
+
 def segment_image(image: np.ndarray, seeds: np.ndarray, num_classes: int,
                   boxes=None, stride: int = 8, radius: int = 4,
                   features: Optional[Tensor] = None, edge_features: Optional[Tensor] = None,
                   colour_scale: float = 10.0, config: A2GNNConfig = A2GNNConfig(),
-                  crf: Optional[str] = "final", seed: int = 0,
+                  propagator: str = "gnn", crf: Optional[str] = "final", seed: int = 0,
                   device: Union[str, torch.device] = "cpu") -> Tuple[np.ndarray, np.ndarray]:
     """Dense labels for one photo from its seed map.
 
-    ``config.layer`` picks the propagation: a per-image GNN (``"a2gnn"``,
-    ``"gcn"``, ``"gat"``, ``"agnn"``; :func:`train_a2gnn`) or ``"random-walk"``,
-    no training: the one-hot seeds walked over the same graph's affinities
+    ``propagator`` picks the propagation: ``"gnn"``, a per-image GNN with the
+    layer ``config.layer`` (:func:`train_a2gnn`), or ``"random-walk"``, no
+    training: the one-hot seeds walked over the same graph's affinities
     (:func:`graphseg.refine.random_walk`, AffinityNet's ``beta = 8``, 64 steps),
     the baseline propagator of Table 3.4.
 
@@ -81,6 +97,8 @@ def segment_image(image: np.ndarray, seeds: np.ndarray, num_classes: int,
             before Eq. 3.8, so that a colour edge of 0.1 weighs ``e^-1``.
             (default: ``10.0``)
         config (A2GNNConfig, optional): the per-image training.
+        propagator (str, optional): ``"gnn"`` or ``"random-walk"`` (see
+            :data:`PROPAGATORS`). (default: ``"gnn"``)
         crf (str, optional): dense CRF preset for post-processing, ``None``
             for none. (default: ``"final"``)
         seed (int, optional): seeds the training.
@@ -94,6 +112,7 @@ def segment_image(image: np.ndarray, seeds: np.ndarray, num_classes: int,
     image = check_image(image)
     height, width = image.shape[:2]
     seeds = check_seed_map(seeds, "seeds", (height, width), num_classes)
+    config, propagator = _propagator(config, propagator)
     cells = colour_position_features(image, stride)
     colour = cells[:3]
     features = cells if features is None else features
@@ -105,8 +124,8 @@ def segment_image(image: np.ndarray, seeds: np.ndarray, num_classes: int,
     device = torch.device(device)
     data = image_to_graph(features.to(device), radius=radius,
                           edge_features=edge_features.to(device))
-    labels = label_map_to_nodes(seeds, data.grid_size, ignore_index=IGNORE_INDEX)
-    if config.layer == "random-walk":
+    labels = label_map_to_nodes(seeds, data.grid_size, ignore_index=IGNORE)
+    if propagator == "random-walk":
         node_probs = walk_seeds(labels, num_classes, edge_features.to(device), radius)
     else:
         grid_boxes = None
@@ -148,7 +167,7 @@ def walk_seeds(labels: Tensor, num_classes: int, edge_features: Tensor, radius: 
     """
     h, w = edge_features.shape[1:]
     labels = labels.to(edge_features.device)
-    known = labels != IGNORE_INDEX
+    known = labels != IGNORE
     if not bool(known.any()):
         raise ValueError("labels has no labelled node: nothing to propagate")
     values = torch.zeros(h * w, num_classes, device=edge_features.device)

@@ -35,8 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from graphseg.data.sample import check_boxes
-from graphseg.graph.image import IGNORE_INDEX
+from graphseg.data.sample import check_boxes, largest_first
 from graphseg.nn.models.affinity_net import AffinityNet, affinity_maps
 from graphseg.propagation.a2gnn import A2GNNConfig
 from graphseg.propagation.features import node_features
@@ -47,9 +46,9 @@ from graphseg.seeds.boxes import box_seeds
 from graphseg.seeds.cam import CAMClassifier, cam_probabilities, multiscale_cam, reliable_regions
 from graphseg.seeds.scribbles import expand_seeds
 from graphseg.utils.checks import check_choice, check_image, check_positive_int, check_seed_map
+from graphseg.utils.constants import IGNORE, SUPERVISIONS
 
-KINDS = ("boxes", "scribbles", "points", "tags")
-LAYERS = ("a2gnn", "gcn", "gat", "agnn", "random-walk")
+LAYERS = ("a2gnn", "gcn", "gat", "agnn")
 RADIUS = {"boxes": 4, "scribbles": 4, "points": 3, "tags": 3}
 FUSION_RATIO = 3.0  # section 3.6.1: GNN : random-walk CAM = 1 : 3 (pass fusion=FUSION_RATIO)
 
@@ -95,8 +94,7 @@ def box_instances(labels: np.ndarray, boxes) -> np.ndarray:
     labels = np.asarray(labels)
     boxes = check_boxes(boxes, labels.shape[:2])
     out = np.zeros(labels.shape, dtype=np.uint16)
-    areas = (boxes[:, 3] - boxes[:, 1]) * (boxes[:, 4] - boxes[:, 2])
-    for i in np.argsort(-areas, kind="stable"):
+    for i in largest_first(boxes):
         cls, x1, y1, x2, y2 = boxes[i]
         region = out[y1:y2, x1:x2]
         region[labels[y1:y2, x1:x2] == cls] = i + 1
@@ -111,7 +109,8 @@ def _present_classes(tags: Sequence[int], background: int, num_classes: int) -> 
 
 
 def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
-              layer: Optional[str] = None, config: Optional[A2GNNConfig] = None,
+              propagator: str = "gnn", layer: Optional[str] = None,
+              config: Optional[A2GNNConfig] = None,
               cam: Optional[CAMClassifier] = None,
               features: Union[str, nn.Module] = "espnetv2",
               affinity: Optional[AffinityNet] = None, stride: int = 8,
@@ -128,8 +127,12 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
             255 = unlabelled; ``"tags"``: the foreground class ids present.
         kind (str): ``"boxes"``, ``"scribbles"``, ``"points"`` or ``"tags"``.
         num_classes (int): classes, background included.
-        layer (str, optional): ``"a2gnn"``, ``"gcn"``, ``"gat"``, ``"agnn"`` or
-            ``"random-walk"``; overrides ``config.layer``. (default: the config's)
+        propagator (str, optional): ``"gnn"``, a GNN trained on the photo's
+            graph, or ``"random-walk"``, the seeds walked along its affinities
+            (no training; :func:`~graphseg.propagation.segment_image`).
+            (default: ``"gnn"``)
+        layer (str, optional): the GNN's layer, ``"a2gnn"``, ``"gcn"``, ``"gat"``
+            or ``"agnn"``; overrides ``config.layer``. (default: the config's)
         config (A2GNNConfig, optional): per-image training.
             (default: ``A2GNNConfig.release(kind)``)
         cam (CAMClassifier, optional): required for ``"tags"``; with
@@ -177,11 +180,13 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
     """
     start = time.perf_counter()
     image = check_image(image)
-    check_choice(kind, "kind", KINDS)
+    check_choice(kind, "kind", SUPERVISIONS)
     check_positive_int(num_classes, "num_classes", minimum=2)
     config = config or A2GNNConfig.release(kind)
     if layer is not None:
-        config = replace(config, layer=check_choice(layer, "layer", LAYERS))
+        # segment_image turns 0.1's layer="random-walk" into the propagator, with a warning
+        config = replace(config, layer=layer if layer == "random-walk"
+                         else check_choice(layer, "layer", LAYERS))
     radius = RADIUS[kind] if radius is None else radius
     shape = image.shape[:2]
 
@@ -198,7 +203,7 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
     elif kind != "tags":
         seeds = check_seed_map(annotation, kind, shape, num_classes)
     if cam is not None and kind in ("points", "tags"):
-        tags = annotation if kind == "tags" else np.unique(seeds[seeds != IGNORE_INDEX])
+        tags = annotation if kind == "tags" else np.unique(seeds[seeds != IGNORE])
         present = _present_classes(tags, background, num_classes)
         cam_scores, ids = cam_probabilities(multiscale_cam(cam, image),
                                             [c for c in present if c != background],
@@ -207,7 +212,7 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
         seeds = reliable_regions(image, cam_scores, ids).labels
     elif kind != "boxes":
         seeds = expand_seeds(image, seeds, num_classes).labels
-    if not (seeds != IGNORE_INDEX).any():
+    if not (seeds != IGNORE).any():
         raise ValueError(f"no {kind} seed is left to propagate from (every pixel unknown)")
     seeded = time.perf_counter()
 
@@ -221,7 +226,7 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
     described = time.perf_counter()
     _, probs = segment_image(image, seeds, num_classes, boxes=boxes, stride=stride,
                              radius=radius, features=cells, edge_features=edges, config=config,
-                             crf=None, seed=seed, device=device)
+                             propagator=propagator, crf=None, seed=seed, device=device)
     propagated = time.perf_counter()
 
     if cam_scores is not None:

@@ -10,6 +10,7 @@ import pydensecrf.densecrf as dcrf
 from pydensecrf.utils import unary_from_softmax
 
 from graphseg.utils.checks import check_image, check_positive_int, check_probabilities
+from graphseg.utils.constants import IGNORE
 from graphseg.utils.types import Seeds
 
 # Kernel widths in pixels (sxy) and RGB levels (srgb); compat is the Potts weight.
@@ -94,6 +95,6 @@ def _class_ids(classes, count: int) -> np.ndarray:
     if ids.shape != (count,):
         raise ValueError(f"classes must list one class per row of probs ({count}), "
                          f"got {ids.tolist()}")
-    if ids.size and (ids.min() < 0 or ids.max() >= 255 or len(set(ids.tolist())) != count):
+    if ids.size and (ids.min() < 0 or ids.max() >= IGNORE or len(set(ids.tolist())) != count):
         raise ValueError(f"classes must be distinct ids in 0..254, got {ids.tolist()}")
     return ids.astype(np.uint8)

@@ -8,7 +8,8 @@ a ``DeprecationWarning`` (see CHANGELOG.md).
 from graphseg.utils.deprecation import moved
 
 __getattr__ = moved(__name__, {
-    **dict.fromkeys(("A2GNNConfig", "FEATURES", "KINDS", "LAYERS", "Propagation",
+    "KINDS": "graphseg.utils.constants:SUPERVISIONS",
+    **dict.fromkeys(("A2GNNConfig", "FEATURES", "LAYERS", "Propagation",
                      "backbone_features", "box_instances", "colour_position_features",
                      "node_features", "propagate", "segment_image", "train_a2gnn",
                      "walk_seeds"), "graphseg.propagation"),

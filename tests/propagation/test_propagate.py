@@ -66,14 +66,30 @@ def test_seeded_runs_repeat():
     assert np.array_equal(a.probs, b.probs)
 
 
-@pytest.mark.parametrize("layer", ["a2gnn", "gcn", "random-walk"])
-def test_scribbles_every_layer(layer):
+@pytest.mark.parametrize("propagator, layer", [("gnn", "a2gnn"), ("gnn", "gcn"),
+                                               ("random-walk", None)])
+def test_scribbles_every_propagator(propagator, layer):
     image, label, _, scribbles = small_sample()
-    out = propagate(image, scribbles, "scribbles", 2, layer=layer,
+    out = propagate(image, scribbles, "scribbles", 2, propagator=propagator, layer=layer,
                     config=A2GNNConfig.release("scribbles", **FAST), features="colour")
     known = out.seeds != 255
     assert known.any() and (out.seeds[known] == label[known]).mean() > 0.95
     assert object_iou(out.labels, label) > 0.6
+
+
+def test_random_walk_as_a_layer_is_deprecated_and_still_walks():
+    image, _, _, scribbles = small_sample(scale=0.25)
+    config = A2GNNConfig.release("scribbles", **FAST)
+    walked = propagate(image, scribbles, "scribbles", 2, propagator="random-walk",
+                       config=config, features="colour", crf=None)
+    with pytest.warns(DeprecationWarning, match='propagator="random-walk"'):
+        old = propagate(image, scribbles, "scribbles", 2, layer="random-walk", config=config,
+                        features="colour", crf=None)
+    assert np.array_equal(walked.probs, old.probs)
+    with pytest.raises(ValueError, match="propagator must be one of"):
+        propagate(image, scribbles, "scribbles", 2, propagator="walk", features="colour")
+    with pytest.raises(ValueError, match="layer must be one of"):
+        propagate(image, scribbles, "scribbles", 2, layer="random walk", features="colour")
 
 
 def test_points_and_tags_with_a_cam():
