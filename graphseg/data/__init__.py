@@ -1,7 +1,8 @@
 """Datasets, weak labels and annotation files.
 
 * :class:`Sample`: what every image reader returns (image, label map, instances,
-  boxes, tags); :func:`check_boxes`.
+  boxes, tags); :func:`check_boxes`; :func:`largest_first`, the order overlapping
+  boxes are painted in.
 * Readers: :class:`VOCDataset` (and :func:`write_voc_sample`), :class:`GrabCutDataset`,
   :class:`MSRCDataset` (stuff classes play background), :class:`MaskFolderDataset`,
   :func:`open_dataset`, :func:`sample_root` (the bundled sample);
@@ -9,13 +10,14 @@
 * Weak labels from ground truth: :func:`boxes_from_labels`, :func:`points_from_labels`,
   :func:`scribbles_from_labels`, :func:`tags_from_labels`, :func:`boxes_to_seeds`,
   :func:`labelled_fraction`.
-* Files: boxes JSON and VOC XML, seed / label palette PNGs, tags JSON, class lists.
+* Files: boxes JSON and VOC XML, seed / label palette PNGs, tags JSON, class lists;
+  :func:`read_boxes` and :func:`read_tags` read an annotation folder in any of them.
 """
 from graphseg.data.classes import (
     GRABCUT_CLASSES,
-    IGNORE,
     MSRC_STUFF,
     VOC_CLASSES,
+    background_lookup,
     read_classes,
     voc_colormap,
     voc_palette,
@@ -23,8 +25,10 @@ from graphseg.data.classes import (
 from graphseg.data.dataset import ImageDataset
 from graphseg.data.folder import MaskFolderDataset
 from graphseg.data.formats import (
+    read_boxes,
     read_boxes_json,
     read_seeds,
+    read_tags,
     read_tags_json,
     read_voc_xml,
     write_boxes_json,
@@ -36,7 +40,7 @@ from graphseg.data.grabcut import GrabCutDataset
 from graphseg.data.layouts import LAYOUTS, detect_layout, kit_root, open_dataset, sample_root
 from graphseg.data.msrc import MSRCDataset
 from graphseg.data.planetoid import load_planetoid
-from graphseg.data.sample import Sample, check_boxes
+from graphseg.data.sample import Sample, check_boxes, largest_first
 from graphseg.data.voc import VOCDataset, write_voc_sample
 from graphseg.data.weak_labels import (
     boxes_from_labels,
@@ -46,14 +50,17 @@ from graphseg.data.weak_labels import (
     scribbles_from_labels,
     tags_from_labels,
 )
+from graphseg.utils.constants import IGNORE
+
 
 __all__ = [
     "GRABCUT_CLASSES", "IGNORE", "LAYOUTS", "MSRC_STUFF", "VOC_CLASSES",
     "GrabCutDataset", "ImageDataset", "MSRCDataset", "MaskFolderDataset", "Sample",
-    "VOCDataset", "boxes_from_labels", "boxes_to_seeds", "check_boxes", "detect_layout",
-    "labelled_fraction", "load_planetoid", "open_dataset", "points_from_labels",
-    "read_boxes_json", "read_classes", "kit_root",
-    "sample_root", "read_seeds", "read_tags_json", "read_voc_xml",
+    "VOCDataset", "background_lookup", "boxes_from_labels", "boxes_to_seeds", "check_boxes",
+    "detect_layout",
+    "kit_root", "labelled_fraction", "largest_first", "load_planetoid", "open_dataset",
+    "points_from_labels", "read_boxes", "read_boxes_json", "read_classes", "read_seeds",
+    "read_tags", "read_tags_json", "read_voc_xml", "sample_root",
     "scribbles_from_labels", "tags_from_labels", "voc_colormap", "voc_palette",
     "write_boxes_json", "write_label_png", "write_tags_json", "write_voc_sample",
     "write_voc_xml",

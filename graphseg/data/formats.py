@@ -9,19 +9,26 @@
   does the reverse.
 * Scribbles, points and label maps as uint8 palette PNGs (``STEM.png``): class
   index per pixel, 255 = unlabelled, VOC colour map for display.
-* Image-level tags as JSON, ``STEM.json``: ``{"tags": [3, 11], "names": [...]}``.
+* Image-level tags as JSON, ``STEM.json``: ``{"tags": [3, 11], "names": [...]}``,
+  or the tags of a whole folder as one JSON mapping ``{"STEM": [3, "cat"], ...}``.
+* GrabCut's box files, ``STEM.txt``: one line ``x1 y1 x2 y2``, class 1.
+
+:func:`read_boxes` (one image's) and :func:`read_tags` (many images') read an
+annotation folder in whichever of these formats it holds.
 """
 from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from graphseg.data.classes import IGNORE, class_index, voc_palette
+from graphseg.data.classes import class_index, voc_palette
+from graphseg.data.grabcut import read_box_txt
 from graphseg.data.sample import check_boxes
+from graphseg.utils.constants import IGNORE
 from graphseg.utils.io import atomic_open, read_label_map, write_json, write_png
 
 PathLike = Union[str, Path]
@@ -201,6 +208,62 @@ def read_tags_json(path: PathLike, classes: Optional[Sequence[str]] = None) -> T
         raise ValueError(f"{path}: expected {{\"tags\": [class, ...]}}")
     return tuple(sorted(_resolve(t, classes, str(path)) for t in value["tags"]))
 
+
+
+def read_boxes(folder: PathLike, stem: str, classes: Optional[Sequence[str]] = None,
+               shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
+    """Read the boxes of image ``stem`` from an annotation folder.
+
+    The folder's ``STEM.json`` (:func:`read_boxes_json`) when it has one; else
+    ``STEM.txt``, a GrabCut box of class 1, when it has that; else, with
+    ``classes``, ``STEM.xml`` (:func:`read_voc_xml`).
+
+    Args:
+        folder: the annotation folder.
+        stem: the image's file stem.
+        classes: class names, to resolve names (required for VOC XML).
+        shape: image ``(H, W)`` to check and clip against.
+
+    Returns:
+        np.ndarray: ``(N, 5)`` int64 ``(class, x1, y1, x2, y2)``.
+    """
+    folder = Path(folder)
+    json_path, txt_path = folder / f"{stem}.json", folder / f"{stem}.txt"
+    if txt_path.is_file() and not json_path.is_file():
+        return check_boxes(read_box_txt(txt_path), shape, str(txt_path))
+    if json_path.is_file() or classes is None:
+        return read_boxes_json(json_path, classes, shape)
+    return read_voc_xml(folder / f"{stem}.xml", classes, shape)
+
+
+def read_tags(path: PathLike, stems: Optional[Sequence[str]] = None,
+              classes: Optional[Sequence[str]] = None) -> Dict[str, Tuple[int, ...]]:
+    """Read the image-level tags of many images: ``{stem: sorted class ids}``.
+
+    Args:
+        path: a folder of ``STEM.json`` tag files (:func:`read_tags_json`), or one
+            JSON file mapping every stem to its tags, ``{"STEM": [class, ...], ...}``
+            (class ids or names).
+        stems: for a folder, the images to read (those without a file are left
+            out); default every ``*.json`` in it.  A mapping is read whole.
+        classes: class names, to resolve names and bound ids.
+
+    Returns:
+        dict: stem -> tuple of class ids, sorted.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if stems is None:
+            stems = sorted(p.stem for p in path.glob("*.json"))
+        return {stem: read_tags_json(path / f"{stem}.json", classes) for stem in stems
+                if (path / f"{stem}.json").is_file()}
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such tags file or folder")
+    value = _read_json(path, "tags")
+    if not isinstance(value, dict) or not all(isinstance(v, list) for v in value.values()):
+        raise ValueError(f'{path}: expected {{"STEM": [class, ...], ...}}')
+    return {stem: tuple(sorted(_resolve(t, classes, f"{path} {stem!r}") for t in tags))
+            for stem, tags in value.items()}
 
 def _read_json(path: Path, what: str):
     """Parse a JSON file, naming the file in every error."""

@@ -24,8 +24,9 @@ import numpy as np
 from scipy import ndimage
 from skimage.morphology import disk, skeletonize
 
-from graphseg.data.classes import IGNORE
+from graphseg.data.sample import largest_first
 from graphseg.utils.checks import as_index_map, check_choice, check_positive_int
+from graphseg.utils.constants import IGNORE
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -127,8 +128,7 @@ def boxes_to_seeds(boxes, shape: Tuple[int, int], outside: int = 0) -> np.ndarra
     """
     seeds = np.full(shape, outside, dtype=np.uint8)
     boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 5)
-    areas = (boxes[:, 3] - boxes[:, 1]) * (boxes[:, 4] - boxes[:, 2])
-    for cls, x1, y1, x2, y2 in boxes[np.argsort(-areas, kind="stable")]:
+    for cls, x1, y1, x2, y2 in boxes[largest_first(boxes)]:
         seeds[y1:y2, x1:x2] = cls
     return seeds
 

@@ -9,9 +9,12 @@ from PIL import Image
 from graphseg.data import (
     VOC_CLASSES,
     check_boxes,
+    largest_first,
+    read_boxes,
     read_boxes_json,
     read_classes,
     read_seeds,
+    read_tags,
     read_tags_json,
     read_voc_xml,
     write_boxes_json,
@@ -104,6 +107,12 @@ def test_box_fully_outside_is_an_error():
         check_boxes([[1, 12, 0, 15, 5]], (10, 10), "b")
 
 
+def test_largest_first_orders_by_area_ties_in_file_order():
+    boxes = [[1, 0, 0, 2, 2], [2, 0, 0, 6, 6], [3, 4, 4, 6, 6], [4, 0, 0, 3, 3]]
+    assert largest_first(boxes).tolist() == [1, 3, 0, 2]
+    assert largest_first(np.zeros((0, 5), np.int64)).tolist() == []
+
+
 def test_voc_xml_round_trip_uses_one_based_corners(tmp_path):
     boxes = np.array([[12, 0, 4, 30, 20]])
     write_voc_xml(tmp_path / "a.xml", boxes, VOC_CLASSES, (40, 50), "a.jpg")
@@ -117,3 +126,34 @@ def test_tags_and_classes_files(tmp_path):
     assert read_tags_json(tmp_path / "t.json") == (3, 7)
     (tmp_path / "classes.txt").write_text("bg\n\nobject\n")
     assert read_classes(tmp_path / "classes.txt") == ("bg", "object")
+
+
+def test_read_boxes_takes_whichever_format_the_folder_holds(tmp_path):
+    write_boxes_json(tmp_path / "a.json", [[2, 0, 0, 4, 4]])
+    (tmp_path / "a.txt").write_text("1 1 3 3")  # the JSON file wins
+    (tmp_path / "b.txt").write_text("1 2 30 8")  # GrabCut: class 1, clipped to the image
+    write_voc_xml(tmp_path / "c.xml", [[12, 0, 4, 30, 20]], VOC_CLASSES, (40, 50), "c.jpg")
+    assert read_boxes(tmp_path, "a").tolist() == [[2, 0, 0, 4, 4]]
+    with pytest.warns(UserWarning, match=r"b.txt: box .* clipped"):
+        assert read_boxes(tmp_path, "b", shape=(10, 20)).tolist() == [[1, 1, 2, 20, 8]]
+    assert read_boxes(tmp_path, "c", VOC_CLASSES).tolist() == [[12, 0, 4, 30, 20]]
+    with pytest.raises(FileNotFoundError, match="c.json: no such boxes file"):
+        read_boxes(tmp_path, "c")  # without classes only JSON is tried
+
+
+def test_read_tags_from_a_folder_or_one_mapping(tmp_path):
+    folder = tmp_path / "tags"
+    write_tags_json(folder / "a.json", [7, 3])
+    write_tags_json(folder / "b.json", [1])
+    assert read_tags(folder) == {"a": (3, 7), "b": (1,)}
+    assert read_tags(folder, ["b", "missing"]) == {"b": (1,)}
+    mapping = tmp_path / "tags.json"
+    mapping.write_text(json.dumps({"a": ["dog", 3], "b": []}))
+    assert read_tags(mapping, classes=VOC_CLASSES) == {"a": (3, 12), "b": ()}
+    with pytest.raises(ValueError, match=r"tags.json 'a': label 'dog' is a name"):
+        read_tags(mapping)
+    mapping.write_text(json.dumps({"a": 3}))
+    with pytest.raises(ValueError, match=r'tags.json: expected \{"STEM": \[class'):
+        read_tags(mapping)
+    with pytest.raises(FileNotFoundError, match="nope: no such tags file or folder"):
+        read_tags(tmp_path / "nope")
