@@ -4,6 +4,7 @@ Runs the box and the scribble pipeline (:func:`graphseg.propagation.propagate`) 
 the three GrabCut photos shipped with graphseg, prints every photo's object IoU
 against its ground truth next to OpenCV GrabCut's from the same box, and writes
 side-by-side pictures (photo, weak labels, prediction, ground truth) to ``--out``.
+A photo that fails is reported by name and skipped; the command then exits 1.
 """
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from graphseg.cli.failures import Failures
+from graphseg.cli.options import add_propagation_arguments, propagation
 from graphseg.data import GrabCutDataset, sample_root
 from graphseg.metrics import object_iou
-from graphseg.propagation import FEATURES, LAYERS, A2GNNConfig, propagate
+from graphseg.propagation import FEATURES, A2GNNConfig, propagate
 from graphseg.seeds import opencv_grabcut
 from graphseg.viz import save_panels
 
@@ -26,21 +29,24 @@ def run(args: argparse.Namespace) -> int:
     dataset = GrabCutDataset(sample_root() / "grabcut")
     out = Path(args.out)
     names = dataset.names[: args.limit]
+    propagator, layer = propagation(args)
     overrides = {"hidden_channels": args.hidden}
     if args.epochs:
         overrides["stage1_epochs"], overrides["stage2_epochs"] = args.epochs
     print(f"graphseg demo: {len(names)} GrabCut photos bundled with graphseg, "
-          f"{args.features} node features, layer {args.layer}, hidden {args.hidden}, "
-          f"seed {args.seed}")
+          f"{args.features} node features, propagator {propagator}, layer {layer}, "
+          f"hidden {args.hidden}, seed {args.seed}")
     print(f"{'image':<10} {'boxes':>6} {'GrabCut':>8} {'scribbles':>10} {'seconds':>8}")
-    rows = []
-    for name in names:
+    rows, failures = [], Failures()
+
+    def one(name: str) -> dict:
         sample = dataset.load(name)
         start = time.perf_counter()
         row = {"image": name}
         for kind, annotation in (("boxes", sample.boxes),
                                  ("scribbles", dataset.scribbles(name, 1))):
-            result = propagate(sample.image, annotation, kind, 2, layer=args.layer,
+            result = propagate(sample.image, annotation, kind, 2, propagator=propagator,
+                               layer=layer,
                                config=A2GNNConfig.release(kind, **overrides),
                                features=args.features, seed=args.seed)
             row[kind] = object_iou(result.labels, sample.label)
@@ -50,27 +56,31 @@ def run(args: argparse.Namespace) -> int:
         row["grabcut"] = object_iou(opencv_grabcut(sample.image, sample.boxes, seed=args.seed),
                                     sample.label)
         row["seconds"] = time.perf_counter() - start
+        return row
+
+    for name in names:
+        row = failures.attempt(name, lambda: one(name))
+        if row is None:
+            continue
         rows.append(row)
         print(f"{name:<10} {row['boxes']:>6.3f} {row['grabcut']:>8.3f} {row['scribbles']:>10.3f} "
               f"{row['seconds']:>8.1f}", flush=True)
-    means = {k: float(np.mean([r[k] for r in rows])) for k in ("boxes", "grabcut", "scribbles")}
-    print(f"{'mean':<10} {means['boxes']:>6.3f} {means['grabcut']:>8.3f} "
-          f"{means['scribbles']:>10.3f}")
-    print(f"object IoU against the ground truth; pictures in {out.resolve()}/ "
-          f"(NAME_boxes.png, NAME_scribbles.png)")
-    return 0
+    if rows:
+        means = {k: float(np.mean([r[k] for r in rows]))
+                 for k in ("boxes", "grabcut", "scribbles")}
+        print(f"{'mean':<10} {means['boxes']:>6.3f} {means['grabcut']:>8.3f} "
+              f"{means['scribbles']:>10.3f}")
+        print(f"object IoU against the ground truth; pictures in {out.resolve()}/ "
+              f"(NAME_boxes.png, NAME_scribbles.png)")
+    return failures.report(len(names))
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "demo", help="boxes and scribbles to masks on the bundled sample photos, scored "
-                     "against ground truth and OpenCV GrabCut")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="graphseg-demo", metavar="DIR",
                         help="where the pictures go (default ./graphseg-demo)")
     parser.add_argument("--features", choices=FEATURES, default="espnetv2",
                         help="node features (default espnetv2, the bundled pretrained encoder)")
-    parser.add_argument("--layer", choices=LAYERS, default="a2gnn",
-                        help="propagation layer (default a2gnn)")
+    add_propagation_arguments(parser)
     parser.add_argument("--hidden", type=int, default=64,
                         help="hidden channels (default 64: on GrabCut as good as the thesis' "
                              "256 and about three times faster)")
@@ -80,4 +90,3 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="torch threads (default all)")
-    parser.set_defaults(run=run)

@@ -17,7 +17,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from graphseg.cli.failures import Failures
+from graphseg.cli.failures import Failures, UsageError, check_folder, reading
 from graphseg.data.classes import MSRC_STUFF, read_classes
 from graphseg.data.dataset import read_split, stems
 from graphseg.metrics import ConfusionMatrix
@@ -45,8 +45,8 @@ def parse_background(text: str, classes: Optional[Sequence[str]]) -> Optional[Tu
     try:
         return tuple(int(v) for v in text.split(","))
     except ValueError as error:
-        raise SystemExit(f"--background: expected 'none', 'auto' or ids like 0,1; "
-                         f"got {text!r}") from error
+        raise UsageError(f"--background {text!r}: expected 'none', 'auto' or ids like "
+                         "0,1") from error
 
 
 def format_table(summary: dict, title: str = "IoU") -> str:
@@ -66,18 +66,18 @@ def format_table(summary: dict, title: str = "IoU") -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    pred_dir, gt_root = Path(args.pred), Path(args.gt)
-    for flag, folder in (("--pred", pred_dir), ("--gt", gt_root)):
-        if not folder.is_dir():
-            print(f"error: {flag} {folder}: no such folder", file=sys.stderr)
-            return 2
+    pred_dir, gt_root = check_folder("--pred", args.pred), check_folder("--gt", args.gt)
     gt_dir, binary, classes_file = resolve_gt(gt_root)
-    classes = read_classes(args.classes or classes_file) if (args.classes or classes_file) \
-        else None
+    # the classes file of --gt is read as if it had been given as --classes
+    with reading("--classes"):
+        classes = read_classes(args.classes or classes_file) \
+            if (args.classes or classes_file) else None
+    background = parse_background(args.background, classes)
     num_classes = args.num_classes or (len(classes) if classes else None)
     if binary and num_classes is None:
         num_classes = 2
-    names = read_split(Path(args.split)) if args.split else stems(pred_dir, (".png",))
+    with reading("--split"):
+        names = read_split(Path(args.split)) if args.split else stems(pred_dir, (".png",))
     confusion, failures = ConfusionMatrix(num_classes), Failures()
 
     def score(name: str) -> None:
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         failures.attempt(name, lambda: score(name))
     evaluated = len(names) - len(failures.items)
-    summary = confusion.summary(classes, parse_background(args.background, classes))
+    summary = confusion.summary(classes, background)
     summary.update(images=evaluated, failed=[{"name": n, "error": e} for n, e in failures.items],
                    pred=str(pred_dir), gt=str(gt_dir))
     print(format_table(summary))
@@ -103,10 +103,7 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "evaluate", help="mIoU, per-class IoU, pixel accuracy and FB-IoU of a folder of "
-                         "predicted label maps")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pred", required=True, metavar="DIR",
                         help="predicted STEM.png class-index maps (255 = no prediction)")
     parser.add_argument("--gt", required=True, metavar="DIR",
@@ -122,4 +119,3 @@ def add_parser(subparsers) -> None:
                         help="classes merged as background for FB-IoU: ids like 0 or "
                              "0,1,2, 'none', or 'auto' (MSRC stuff classes, else 0)")
     parser.add_argument("--json", metavar="OUT", help="also write the results as JSON")
-    parser.set_defaults(run=run)

@@ -35,33 +35,24 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from graphseg.cli import seeds as seeds_command
 from graphseg.cli.evaluate import resolve_gt
+from graphseg.cli.failures import FILE_ERRORS, Failures, UsageError, check_folder, reading
 from graphseg.cli.info import collect
-from graphseg.cli.seeds import read_all_tags, read_boxes
-from graphseg.data import read_classes, read_seeds, write_label_png
+from graphseg.cli.options import add_propagation_arguments, propagation
+from graphseg.cli.seeds import train_classifier
+from graphseg.data import read_boxes, read_classes, read_seeds, read_tags, write_label_png
 from graphseg.data.dataset import find_file, stems
 from graphseg.metrics import ConfusionMatrix
 from graphseg.nn.models import load_classifier
-from graphseg.propagation import FEATURES, KINDS, LAYERS, A2GNNConfig, propagate
+from graphseg.propagation import FEATURES, A2GNNConfig, propagate
 from graphseg.refine.crf import PRESETS
 from graphseg.training import load_affinity_net
+from graphseg.utils.constants import IGNORE, SUPERVISIONS
+from graphseg.utils.env import rank_and_world_size
 from graphseg.utils.io import atomic_open, read_image, read_label_map, write_json, write_png
 
 # per-process state of the workers (set once by _setup)
 _STATE: Dict[str, object] = {}
-
-
-def shard() -> tuple:
-    """``(rank, world_size)`` from torchrun's environment, ``(0, 1)`` outside it."""
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    if not 0 <= rank < world:
-        raise SystemExit(f"error: RANK={rank} is not in [0, WORLD_SIZE={world})")
-    return rank, world
-
-
-def _kind(args) -> str:
-    return next(kind for kind in KINDS if getattr(args, kind))
 
 
 def _annotation(options: dict, name: str, shape):
@@ -90,10 +81,10 @@ def _one(name: str) -> dict:
     try:
         image = read_image(find_file(Path(o["images"]), name))
         result = propagate(image, _annotation(o, name, image.shape[:2]), o["kind"],
-                           o["num_classes"], config=o["config"], cam=o["cam_model"],
-                           features=o["features"], affinity=o["affinity_model"],
-                           stride=o["stride"], radius=o["radius"], fusion=o["fusion"],
-                           crf=o["crf"],
+                           o["num_classes"], propagator=o["propagator"], config=o["config"],
+                           cam=o["cam_model"], features=o["features"],
+                           affinity=o["affinity_model"], stride=o["stride"],
+                           radius=o["radius"], fusion=o["fusion"], crf=o["crf"],
                            background=o["background"], seed=o["seed"], device=o["device"])
         if result.instances is not None:
             write_png(out / "instances" / f"{name}.png", result.instances)
@@ -104,21 +95,8 @@ def _one(name: str) -> dict:
                 file.write(buffer.getvalue())
         write_label_png(out / f"{name}.png", result.labels)  # last: marks the image done
         return {"status": "ok", "seconds": {k: round(v, 3) for k, v in result.seconds.items()}}
-    except (OSError, ValueError, RuntimeError) as error:
+    except FILE_ERRORS as error:
         return {"status": "failed", "error": str(error)}
-
-
-def train_cam(args, images_dir: Path, names, tags, out: Path) -> str:
-    """Train (or reuse) ``OUT/cam.pt`` as ``graphseg seeds --tags`` would; its path."""
-    parser = argparse.ArgumentParser(prog="graphseg")
-    seeds_command.add_parser(parser.add_subparsers())
-    seeds_args = parser.parse_args(["seeds", "--images", str(images_dir), "--tags", args.tags,
-                                    "--out", str(out), "--seed", str(args.seed),
-                                    "--background", str(args.background)]
-                                   + (["--classes", args.classes] if args.classes else []))
-    out.mkdir(parents=True, exist_ok=True)
-    seeds_command.classifier(seeds_args, images_dir, names, tags, out)
-    return str(out / "cam.pt")
 
 
 def _num_classes(args, options: dict, names: List[str]) -> int:
@@ -138,8 +116,8 @@ def _num_classes(args, options: dict, names: List[str]) -> int:
                 largest = max([largest, *boxes[:, 0].tolist()])
             else:
                 labels = read_seeds(find_file(Path(options["source"]), name, (".png",)))
-                largest = max([largest, *np.unique(labels[labels != 255]).tolist()])
-        except (OSError, ValueError):
+                largest = max([largest, *np.unique(labels[labels != IGNORE]).tolist()])
+        except FILE_ERRORS:
             continue  # reported when the image itself is processed
     return max(largest + 1, 2)
 
@@ -158,35 +136,38 @@ def _score(names, out: Path, gt_root: Path, num_classes: int) -> ConfusionMatrix
 
 
 def run(args: argparse.Namespace) -> int:
-    images_dir, out = Path(args.images), Path(args.out)
-    kind = _kind(args)
+    images_dir, out = check_folder("--images", args.images), Path(args.out)
+    kind = next(k for k in SUPERVISIONS if getattr(args, k))
     source = Path(getattr(args, kind))
-    for flag, path in (("--images", images_dir), (f"--{kind}", source)):
-        if not (path.is_dir() or (kind == "tags" and flag == "--tags" and path.is_file())):
-            print(f"error: {flag} {path}: no such folder", file=sys.stderr)
-            return 2
+    if kind != "tags":  # a tags file or folder is checked by reading it
+        check_folder(f"--{kind}", source)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("error: --device cuda but torch sees no CUDA device", file=sys.stderr)
-        return 2
-    rank, world = shard()
+        raise UsageError("--device cuda but torch sees no CUDA device")
+    try:
+        rank, world = rank_and_world_size()
+    except ValueError as error:
+        raise UsageError(str(error)) from error
     device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" \
         if args.device == "cuda" and world > 1 else args.device
     torch.set_num_threads(args.threads)
     names = stems(images_dir)
     if not names:
-        print(f"error: --images {images_dir}: no images", file=sys.stderr)
-        return 2
-    classes = read_classes(args.classes) if args.classes else None
+        raise UsageError(f"--images {images_dir}: no images")
+    with reading("--classes"):
+        classes = read_classes(args.classes) if args.classes else None
     tags, cam = None, args.cam
     if kind == "tags":
-        tags = read_all_tags(source, names, classes)
+        with reading("--tags"):
+            tags = read_tags(source, names, classes)
         if not cam:
             if world > 1:
-                print("error: under torchrun, train the CAM classifier first (graphseg seeds "
-                      "--tags ... writes OUT/cam.pt) and pass --cam", file=sys.stderr)
-                return 2
-            cam = train_cam(args, images_dir, names, tags, out)
-    overrides = {"layer": args.layer}
+                raise UsageError("under torchrun, train the CAM classifier first (graphseg "
+                                 "seeds --tags ... writes OUT/cam.pt) and pass --cam")
+            train_classifier(images_dir, names, tags, out, background=args.background,
+                             seed=args.seed)
+            cam = str(out / "cam.pt")
+    propagator, layer = propagation(args)
+    overrides = {"layer": layer}
     if args.hidden:
         overrides["hidden_channels"] = args.hidden
     if args.epochs:
@@ -195,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["lr"] = args.lr
     options = {"images": str(images_dir), "source": str(source), "kind": kind,
                "classes": classes, "tags": tags, "cam": cam,
-               "config": A2GNNConfig.release(kind, **overrides),
+               "propagator": propagator, "config": A2GNNConfig.release(kind, **overrides),
                "features": args.features, "affinity": args.affinity,
                "stride": args.stride, "radius": args.radius, "fusion": args.fusion,
                "crf": None if args.crf == "none" else args.crf, "background": args.background,
@@ -218,7 +199,8 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_json(manifest_path, manifest)
     print(f"{len(mine)} images for this process ({world} in all), {len(mine) - len(todo)} "
-          f"already done; kind {kind}, layer {args.layer}, {options['num_classes']} classes, "
+          f"already done; kind {kind}, propagator {propagator}, layer {layer}, "
+          f"{options['num_classes']} classes, "
           f"device {device}")
 
     def record(name: str, result: dict) -> None:
@@ -240,18 +222,17 @@ def run(args: argparse.Namespace) -> int:
     manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     write_json(manifest_path, manifest)
 
-    failed = [(n, images[n]["error"]) for n in mine if images.get(n, {}).get("status") == "failed"]
+    failures = Failures()
+    for name in mine:
+        if images.get(name, {}).get("status") == "failed":
+            failures.add(name, images[name]["error"])
     done = sum(images.get(n, {}).get("status") == "ok" for n in mine)
     print(f"wrote {done} label maps to {out} (manifest: {manifest_path})")
     confusion = _score(mine, out, Path(args.gt), options["num_classes"]) if args.gt else None
     if confusion is not None and confusion.pixels:
         print(f"mIoU {100 * confusion.miou():.2f} over {done} images "
               f"(per class: {', '.join(f'{100 * v:.1f}' for v in confusion.iou())})")
-    for name, message in failed:
-        print(f"error: {name}: {message}", file=sys.stderr)
-    if failed:
-        print(f"{len(failed)} of {len(mine)} images failed", file=sys.stderr)
-    return 1 if failed else 0
+    return failures.report(len(mine))
 
 
 def _load_manifest(path: Path) -> dict:
@@ -264,10 +245,7 @@ def _load_manifest(path: Path) -> dict:
         return {}  # written atomically, so only a hand-edited file gets here
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "propagate", help="dense masks for a folder of photos from boxes, scribbles, points "
-                          "or tags (seeds, graph, A2GNN, CRF)")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", required=True, metavar="DIR", help="folder of images")
     kind = parser.add_mutually_exclusive_group(required=True)
     kind.add_argument("--boxes", metavar="DIR",
@@ -276,8 +254,7 @@ def add_parser(subparsers) -> None:
     kind.add_argument("--points", metavar="DIR", help="STEM.png points, 255 = none")
     kind.add_argument("--tags", metavar="FILE", help="tags JSON mapping, or folder of STEM.json")
     parser.add_argument("--out", required=True, metavar="DIR")
-    parser.add_argument("--layer", choices=LAYERS, default="a2gnn",
-                        help="propagation layer (default a2gnn); random-walk trains nothing")
+    add_propagation_arguments(parser)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="processes on this machine, one torch thread each (default 1)")
@@ -317,4 +294,3 @@ def add_parser(subparsers) -> None:
                         help="torch threads of the main process (default all)")
     parser.add_argument("--overwrite", action="store_true",
                         help="recompute images whose label map exists")
-    parser.set_defaults(run=run)

@@ -8,40 +8,31 @@ prints the seeds' coverage and precision.
 
 Inputs (one file per image, the formats of :mod:`graphseg.data.formats`):
 ``--boxes DIR`` ``STEM.json`` (or ``STEM.xml`` with ``--classes``, or GrabCut's
-``STEM.txt``); ``--scribbles DIR``
-/ ``--points DIR`` ``STEM.png``; ``--tags`` a folder of ``STEM.json`` tag files or
-one JSON file ``{"STEM": [class, ...], ...}``.  Without ``--cam`` a CAM
-classifier is first trained on the given images and tags and saved as
-``OUT/cam.pt`` (reused by a resumed run): by default the 1x1 classifier of the
-pretrained ESPNetv2 encoder (frozen; ``--weights``, default the bundled
-PASCAL VOC weights), or with ``--backbone small`` the small CNN trained from
-scratch.  ``--cam`` loads either kind (the checkpoint says which).
+``STEM.txt``); ``--scribbles DIR`` / ``--points DIR`` ``STEM.png``; ``--tags`` a
+folder of ``STEM.json`` tag files or one JSON file ``{"STEM": [class, ...], ...}``.
+Without ``--cam`` a CAM classifier is first trained on the given images and tags
+and saved as ``OUT/cam.pt`` (reused by a resumed run; :func:`train_classifier`):
+by default the 1x1 classifier of the pretrained ESPNetv2 encoder (frozen;
+``--weights``, default the bundled PASCAL VOC weights), or with ``--backbone
+small`` the small CNN trained from scratch.  ``--cam`` loads either kind (the
+checkpoint says which).
 """
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
+from typing import Mapping, Sequence, Union
 
 import torch
 from tqdm.auto import tqdm
 
-from graphseg.cli.failures import Failures
-from graphseg.data import (
-    read_boxes_json,
-    read_classes,
-    read_seeds,
-    read_tags_json,
-    read_voc_xml,
-    write_label_png,
-)
+from graphseg.cli.failures import FILE_ERRORS, Failures, UsageError, check_folder, reading
+from graphseg.data import read_boxes, read_classes, read_seeds, read_tags, write_label_png
 from graphseg.data.dataset import find_file, stems
-from graphseg.data.grabcut import read_box_txt
-from graphseg.data.sample import check_boxes
 from graphseg.metrics import SeedQuality
 from graphseg.nn.backbones.pretrained import BUNDLED_WEIGHTS
 from graphseg.nn.models import (
+    CAMClassifier,
     espnetv2_cam_classifier,
     load_classifier,
     save_classifier,
@@ -50,101 +41,94 @@ from graphseg.nn.models import (
 from graphseg.seeds import box_seeds, cam_seeds, expand_seeds
 from graphseg.seeds.cam import METHODS
 from graphseg.training import train_cam_classifier
+from graphseg.utils.constants import SUPERVISIONS
 from graphseg.utils.io import read_image, read_label_map
 
 
-def read_boxes(folder: Path, stem: str, classes, shape):
-    """Boxes of one image from ``STEM.json``, ``STEM.xml`` (with ``classes``) or a
-    GrabCut ``STEM.txt`` (``x1 y1 x2 y2``, class 1)."""
-    if (folder / f"{stem}.txt").is_file() and not (folder / f"{stem}.json").is_file():
-        return check_boxes(read_box_txt(folder / f"{stem}.txt"), shape, str(folder / f"{stem}.txt"))
-    if (folder / f"{stem}.json").is_file() or classes is None:
-        return read_boxes_json(folder / f"{stem}.json", classes, shape)
-    return read_voc_xml(folder / f"{stem}.xml", classes, shape)
+def train_classifier(images_dir: Path, names: Sequence[str],
+                     tags: Mapping[str, Sequence[int]], out: Path, *, background: int = 0,
+                     backbone: str = "espnetv2", weights: Union[str, Path] = BUNDLED_WEIGHTS,
+                     epochs: int = 20, seed: int = 0, overwrite: bool = False) -> CAMClassifier:
+    """The CAM classifier of a run on tags: ``OUT/cam.pt`` when an earlier run saved one
+    (unless ``overwrite``), else one trained on the tagged images and saved there.
 
+    ``graphseg propagate --tags`` without ``--cam`` calls it with the defaults of
+    ``graphseg seeds --tags``.
 
-def read_all_tags(path: Path, names, classes):
-    """``{stem: tags}`` from a folder of tag files or one JSON mapping."""
-    if path.is_dir():
-        return {n: read_tags_json(path / f"{n}.json", classes) for n in names
-                if (path / f"{n}.json").is_file()}
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such tags file or folder")
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from error
-    if not isinstance(value, dict) or not all(isinstance(v, list) for v in value.values()):
-        raise ValueError(f'{path}: expected {{"STEM": [class, ...], ...}}')
-    names_to_ids = {name: i for i, name in enumerate(classes or ())}
-    out = {}
-    for stem, tags in value.items():
-        try:
-            out[stem] = tuple(sorted(names_to_ids[t] if isinstance(t, str) else int(t)
-                                     for t in tags))
-        except (KeyError, ValueError, TypeError) as error:
-            raise ValueError(f"{path}: bad tags for {stem!r}: {tags!r}") from error
-    return out
-
-
-def classifier(args, images_dir: Path, names, tags, out: Path):
-    """The CAM classifier: ``--cam``, a saved ``OUT/cam.pt``, or a freshly trained one."""
-    if args.cam:
-        return load_classifier(args.cam)
+    Args:
+        images_dir: the folder of images.
+        names: the stems of its images; those with tags are trained on.
+        tags: stem -> class ids (:func:`graphseg.data.read_tags`).
+        out: the output folder.
+        background: the class id dropped from every image's tags.
+        backbone: ``"espnetv2"``, a 1x1 classifier on the frozen pretrained encoder
+            of ``weights``, or ``"small"``, a small CNN trained from scratch.
+        epochs, seed: of the training.
+        overwrite: train again even if ``OUT/cam.pt`` exists.
+    """
     saved = out / "cam.pt"
-    if saved.is_file() and not args.overwrite:
+    if saved.is_file() and not overwrite:
         print(f"using the classifier trained earlier: {saved}")
         return load_classifier(saved)
     tagged = [n for n in names if n in tags]
-    present = sorted({t for n in tagged for t in tags[n]} - {args.background})
+    present = sorted({t for n in tagged for t in tags[n]} - {background})
     if not present:
-        raise SystemExit("error: --tags names no foreground class; nothing to train on")
-    if args.backbone == "espnetv2":
-        model = espnetv2_cam_classifier(present, weights=args.weights, seed=args.seed)
+        raise UsageError("--tags names no foreground class; nothing to train on")
+    if backbone == "espnetv2":
+        model = espnetv2_cam_classifier(present, weights=weights, seed=seed)
         options = {"size": 320, "lr": 1e-3}
     else:
-        model = small_cam_classifier(present, seed=args.seed)
+        model = small_cam_classifier(present, seed=seed)
         options = {}
-    images = [read_image(find_file(images_dir, n)) for n in tagged]
-    print(f"training a CAM classifier ({args.backbone}) on {len(images)} images, "
-          f"classes {present}")
-    train_cam_classifier(model, images, [[t for t in tags[n] if t != args.background]
-                                         for n in tagged],
-                         epochs=args.epochs, seed=args.seed, **options)
+    images, targets = [], []
+    for name in tagged:
+        try:
+            images.append(read_image(find_file(images_dir, name)))
+        except FILE_ERRORS:
+            continue  # reported when the image itself is processed
+        targets.append([t for t in tags[name] if t != background])
+    print(f"training a CAM classifier ({backbone}) on {len(images)} images, classes {present}")
+    train_cam_classifier(model, images, targets, epochs=epochs, seed=seed, **options)
     save_classifier(model, saved)
     return model
 
 
 def run(args: argparse.Namespace) -> int:
-    images_dir, out = Path(args.images), Path(args.out)
-    if not images_dir.is_dir():
-        print(f"error: --images {images_dir}: no such folder", file=sys.stderr)
-        return 2
+    images_dir, out = check_folder("--images", args.images), Path(args.out)
+    kind = next(k for k in SUPERVISIONS if getattr(args, k))
+    source = Path(getattr(args, kind))
+    if kind != "tags":
+        check_folder(f"--{kind}", source)
     if args.threads:
         torch.set_num_threads(args.threads)
     names = stems(images_dir)
-    classes = read_classes(args.classes) if args.classes else None
+    with reading("--classes"):
+        classes = read_classes(args.classes) if args.classes else None
     num_classes = len(classes) if classes else None
     model, tags = None, None
-    if args.tags:
-        tags = read_all_tags(Path(args.tags), names, classes)
-        model = classifier(args, images_dir, names, tags, out)
-    source = Path(args.boxes or args.scribbles or args.points or ".")
-    if not (args.tags or source.is_dir()):
-        print(f"error: {source}: no such folder", file=sys.stderr)
-        return 2
+    if kind == "tags":
+        with reading("--tags"):
+            tags = read_tags(source, names, classes)
+        if args.cam:
+            with reading("--cam"):
+                model = load_classifier(args.cam)
+        else:
+            model = train_classifier(images_dir, names, tags, out, background=args.background,
+                                     backbone=args.backbone, weights=args.weights,
+                                     epochs=args.epochs, seed=args.seed,
+                                     overwrite=args.overwrite)
     quality, failures, skipped = SeedQuality(num_classes), Failures(), 0
 
     def one(name: str) -> None:
         target = out / f"{name}.png"
         image = read_image(find_file(images_dir, name))
-        if args.boxes:
+        if kind == "boxes":
             seeds = box_seeds(image, read_boxes(source, name, classes, image.shape[:2]),
                               args.background, args.band, seed=args.seed,
                               wide_band=args.wide_band)
-        elif args.tags:
+        elif kind == "tags":
             if name not in tags:
-                raise FileNotFoundError(f"{args.tags}: no tags for this image")
+                raise FileNotFoundError(f"{source}: no tags for this image")
             seeds = cam_seeds(model, image, [t for t in tags[name] if t != args.background],
                               args.method, args.background, args.gamma, args.keep)
         else:
@@ -173,9 +157,7 @@ def run(args: argparse.Namespace) -> int:
     return failures.report(len(names))
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "seeds", help="seed label maps (255 = unknown) from boxes, scribbles, points or tags")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", required=True, metavar="DIR", help="folder of images")
     kind = parser.add_mutually_exclusive_group(required=True)
     kind.add_argument("--boxes", metavar="DIR", help="STEM.json boxes (or STEM.xml)")
@@ -220,4 +202,3 @@ def add_parser(subparsers) -> None:
                         help="torch threads (default torch's; 1 is often fastest on shared cores)")
     parser.add_argument("--overwrite", action="store_true",
                         help="recompute seed maps (and the classifier) that already exist")
-    parser.set_defaults(run=run)

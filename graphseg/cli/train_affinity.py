@@ -3,10 +3,10 @@
 Pairs every image ``IMAGES/STEM.*`` with ``SEEDS/STEM.png`` (a seed map as
 written by ``graphseg seeds``: class index, 255 = unknown) and trains an
 :class:`~graphseg.nn.models.AffinityNet` with
-:func:`graphseg.segmenters.train_affinity_net`.  The checkpoint ``--out`` is
+:func:`graphseg.training.train_affinity_net`.  The checkpoint ``--out`` is
 written atomically after every epoch; running the same command again resumes
 from it (``--no-resume`` starts over).  It is also the trained network:
-:func:`graphseg.segmenters.load_affinity_net` reads it.
+:func:`graphseg.training.load_affinity_net` reads it.
 
 Images without a seed map are skipped with a note; unreadable pairs are
 reported by name and skipped, and the command then exits 1 after training on
@@ -16,21 +16,17 @@ every process trains on its own shard with DistributedDataParallel (gloo).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import torch
 
-from graphseg.cli.failures import Failures
+from graphseg.cli.failures import Failures, UsageError, check_folder
 from graphseg.data import read_seeds
 from graphseg.data.dataset import find_file, stems
 from graphseg.nn.backbones.pretrained import BUNDLED_WEIGHTS
+from graphseg.utils.env import rank_and_world_size
 from graphseg.utils.io import read_image
-
-
-def _rank() -> int:
-    return int(os.environ.get("RANK", "0"))
 
 
 def build_model(args):
@@ -48,17 +44,17 @@ def build_model(args):
 def run(args: argparse.Namespace) -> int:
     from graphseg.training import train_affinity_net
 
-    images_dir, seeds_dir = Path(args.images), Path(args.seeds)
-    for flag, folder in (("--images", images_dir), ("--seeds", seeds_dir)):
-        if not folder.is_dir():
-            print(f"error: {flag} {folder}: no such folder", file=sys.stderr)
-            return 2
+    images_dir = check_folder("--images", args.images)
+    seeds_dir = check_folder("--seeds", args.seeds)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.backbone != "espnetv2" and (args.weights != str(BUNDLED_WEIGHTS)
                                         or args.freeze_backbone):
-        print("error: --weights and --freeze-backbone need --backbone espnetv2", file=sys.stderr)
-        return 2
+        raise UsageError("--weights and --freeze-backbone need --backbone espnetv2")
+    try:
+        rank, _ = rank_and_world_size()
+    except ValueError as error:
+        raise UsageError(str(error)) from error
     names = stems(images_dir)
     failures, samples, missing = Failures(), [], []
     for name in names:
@@ -79,21 +75,18 @@ def run(args: argparse.Namespace) -> int:
         pair = failures.attempt(name, read)
         if pair is not None:
             samples.append(pair)
-    quiet = _rank() != 0
+    quiet = rank != 0
     if missing and not quiet:
         print(f"note: {len(missing)} images have no seed map in {seeds_dir} and are skipped"
               f" ({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''})",
               file=sys.stderr)
     if not samples:
         failures.report(len(names))
-        print(f"error: no image of {images_dir} has a usable seed map in {seeds_dir}",
-              file=sys.stderr)
-        return 2
+        raise UsageError(f"no image of {images_dir} has a usable seed map in {seeds_dir}")
     try:
         model = build_model(args)
     except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(str(error)) from error
     out = Path(args.out)
     if not quiet:
         resumed = out.is_file() and not args.no_resume
@@ -105,9 +98,8 @@ def run(args: argparse.Namespace) -> int:
             lr=args.lr, weight_decay=args.weight_decay, radius=args.radius,
             reg_weight=args.reg_weight, reg_norm=args.reg_norm, seed=args.seed, checkpoint=out,
             resume=not args.no_resume, progress=not args.no_progress)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except ValueError as error:  # e.g. a checkpoint of another configuration
+        raise UsageError(str(error)) from error
     if not quiet:
         curve = ", ".join(f"{v:.4f}" for v in history)
         print(f"loss per epoch: {curve}")
@@ -115,9 +107,7 @@ def run(args: argparse.Namespace) -> int:
     return failures.report(len(names)) if not quiet else (1 if failures.items else 0)
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "train-affinity", help="train the affinity CNN (graph edges) on seed maps")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", required=True, metavar="DIR", help="folder of images")
     parser.add_argument("--seeds", required=True, metavar="DIR",
                         help="STEM.png seed maps (255 = unknown), e.g. from graphseg seeds")
@@ -153,4 +143,3 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--no-resume", action="store_true",
                         help="start over even if --out exists")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(run=run)

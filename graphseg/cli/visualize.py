@@ -1,5 +1,9 @@
 """``graphseg visualize``: a side-by-side PNG of an image, its weak labels, a
-prediction and the ground truth, with the class colours and a legend."""
+prediction and the ground truth, with the class colours and a legend.
+
+Every input is an argument, so a file that cannot be read is a usage error naming
+its argument (exit status 2).
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from graphseg.cli.failures import UsageError, reading
 from graphseg.data.classes import read_classes
 from graphseg.data.formats import read_boxes_json, read_voc_xml
 from graphseg.utils.io import read_image, read_label_map
@@ -14,21 +19,25 @@ from graphseg.viz import save_panels
 
 
 def run(args: argparse.Namespace) -> int:
-    image = read_image(args.image)
-    classes = read_classes(args.classes) if args.classes else None
+    with reading("--image"):
+        image = read_image(args.image)
+    with reading("--classes"):
+        classes = read_classes(args.classes) if args.classes else None
     boxes = None
     if args.boxes:
-        if Path(args.boxes).suffix.lower() == ".xml":
-            if classes is None:
-                raise SystemExit("--boxes: a VOC XML file needs --classes to map names")
-            boxes = read_voc_xml(args.boxes, classes, image.shape[:2])
-        else:
-            boxes = read_boxes_json(args.boxes, classes, image.shape[:2])
+        xml = Path(args.boxes).suffix.lower() == ".xml"
+        if xml and classes is None:
+            raise UsageError(f"--boxes {args.boxes}: a VOC XML file needs --classes to map "
+                             "names")
+        with reading("--boxes"):
+            boxes = read_voc_xml(args.boxes, classes, image.shape[:2]) if xml \
+                else read_boxes_json(args.boxes, classes, image.shape[:2])
     maps = {}
     for key in ("seeds", "pred", "gt"):
         path = getattr(args, key)
         if path:
-            maps[key] = read_label_map(path)
+            with reading(f"--{key}"):
+                maps[key] = read_label_map(path)
     if args.binary_gt and "gt" in maps:
         maps["gt"] = (maps["gt"] > 127).astype(np.uint8)
     save_panels(args.out, image, seeds=maps.get("seeds"), boxes=boxes,
@@ -38,10 +47,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "visualize", help="write a side-by-side PNG: image, weak labels, prediction, "
-                          "ground truth, with a legend")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", required=True, help="the photo")
     parser.add_argument("--boxes", help="boxes file, STEM.json or VOC STEM.xml")
     parser.add_argument("--seeds", help="scribbles / points PNG (255 = unlabelled)")
@@ -53,4 +59,3 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--alpha", type=float, default=0.5,
                         help="overlay colour weight in [0, 1] (default 0.5)")
     parser.add_argument("--out", required=True, help="output PNG")
-    parser.set_defaults(run=run)

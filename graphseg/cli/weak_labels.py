@@ -13,7 +13,7 @@ import argparse
 import zlib
 from pathlib import Path
 
-from graphseg.cli.failures import Failures
+from graphseg.cli.failures import Failures, UsageError, reading
 from graphseg.data import (
     boxes_from_labels,
     open_dataset,
@@ -27,9 +27,8 @@ from graphseg.data import (
 )
 from graphseg.data.layouts import LAYOUTS
 from graphseg.metrics import SeedQuality
+from graphseg.utils.constants import SUPERVISIONS
 from graphseg.utils.io import write_text
-
-KINDS = ("boxes", "points", "scribbles", "tags")
 
 
 def synthesise(sample, kind: str, args: argparse.Namespace, background, seed: int):
@@ -48,12 +47,13 @@ def synthesise(sample, kind: str, args: argparse.Namespace, background, seed: in
 
 
 def run(args: argparse.Namespace) -> int:
-    dataset = open_dataset(args.source, args.split, args.layout)
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed}: expected >= 0")
+    with reading("--from"):
+        dataset = open_dataset(args.source, args.split, args.layout)
     out, failures = Path(args.out), Failures()
     classes = dataset.classes or None
     quality = SeedQuality(len(classes) if classes else None)
-    if args.seed < 0:
-        raise SystemExit(f"--seed must be >= 0, got {args.seed}")
 
     def one(name: str) -> None:
         sample = dataset.load(name)
@@ -83,13 +83,10 @@ def run(args: argparse.Namespace) -> int:
     return failures.report(len(dataset))
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "weak-labels", help="write boxes, points, scribbles or tags derived from the ground "
-                            "truth of a dataset folder")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="source", required=True, metavar="DIR",
                         help="dataset folder (VOC, GrabCut, MSRC-v2 or images/ + masks/)")
-    parser.add_argument("--kind", required=True, choices=KINDS)
+    parser.add_argument("--kind", required=True, choices=SUPERVISIONS)
     parser.add_argument("--out", required=True, metavar="DIR")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--split", help="split of a VOC or MSRC-v2 folder, e.g. val")
@@ -105,4 +102,3 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--point-mode", choices=("interior", "random"), default="interior")
     parser.add_argument("--radius", type=int, default=0, metavar="PIXELS",
                         help="points: click radius (default 0, one pixel)")
-    parser.set_defaults(run=run)

@@ -50,7 +50,7 @@ def test_evaluate_reports_every_bad_file_and_exits_1(tmp_path, capsys):
     assert "4_30_s: prediction is 5x5 but ground truth is" in captured.err
     assert "19_24_s: prediction holds class ids [40] >= num_classes (23)" in captured.err
     assert "stranger:" in captured.err and "no such file" in captured.err
-    assert "3 of 6 files failed" in captured.err
+    assert "3 of 6 images failed" in captured.err
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["images"] == 3 and report["miou"] == 1.0 and len(report["failed"]) == 3
     assert report["per_class_iou"]["cow"] == 1.0 and report["per_class_iou"]["horse"] is None

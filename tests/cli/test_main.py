@@ -1,12 +1,15 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 import torch
 import torch_geometric
 
 from graphseg import __version__
-from graphseg.cli import main
+from graphseg.cli import COMMANDS, command_parser, main
+from graphseg.data import sample_root
 
 
 def test_info_prints_versions_and_capabilities(capsys):
@@ -40,3 +43,80 @@ def test_console_entry_point_and_usage_errors():
     run = subprocess.run([sys.executable, "-m", "graphseg", "nope"], capture_output=True,
                          text=True)
     assert run.returncode == 2 and "invalid choice" in run.stderr
+
+
+@pytest.mark.parametrize("flag", ["--version", "--help"])
+def test_version_and_help_import_no_command(flag):
+    # they answer from the command table: no command's module, so neither torch nor PyG
+    code = f"""
+import sys
+from graphseg.cli import main
+try:
+    main([{flag!r}])
+except SystemExit:
+    pass
+loaded = [m for m in sys.modules if m.split(".")[0] in ("torch", "torch_geometric")
+          or m.startswith("graphseg.cli.") and m != "graphseg.cli.failures"]
+assert not loaded, loaded
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
+def test_help_lists_every_command_and_command_help_its_options(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["--help"])
+    assert exit.value.code == 0
+    listing = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
+    for name, description in COMMANDS.items():
+        assert f"{name} {' '.join(description.split()[:3])}" in listing
+    with pytest.raises(SystemExit) as exit:
+        main(["propagate", "--help"])
+    assert exit.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage: graphseg propagate") and "--save-probs" in text
+    assert " ".join(COMMANDS["propagate"].split()[:4]) in " ".join(text.split())
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_builds_its_parser(name):
+    parser, module = command_parser(name)
+    assert parser.prog == f"graphseg {name}" and callable(module.run)
+
+
+def test_unknown_option_is_reported_by_the_command(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["info", "--bogus"])
+    assert exit.value.code == 2
+    assert "graphseg info: error: unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def usage_errors(root: Path):
+    """(argv, the one-line message) of a bad argument of every kind, each found before
+    any image is processed."""
+    sample = sample_root() / "grabcut"
+    (root / "empty").mkdir()
+    (root / "tags.json").write_text("{not json")
+    return [
+        (["seeds", "--images", str(root / "empty"), "--tags", str(root / "tags.json"),
+          "--out", str(root / "out")], f"error: --tags {root / 'tags.json'}: not valid JSON"),
+        (["propagate", "--images", str(sample / "images"), "--boxes", str(sample / "boxes"),
+          "--classes", str(root / "nope.txt"), "--out", str(root / "out")],
+         f"error: --classes {root / 'nope.txt'}: no such classes file"),
+        (["evaluate", "--pred", str(root / "empty"), "--gt", str(root / "empty"),
+          "--background", "sky"], "error: --background 'sky': expected 'none', 'auto' or ids"),
+        (["weak-labels", "--from", str(root / "nope"), "--kind", "boxes", "--out",
+          str(root / "out")], f"error: --from {root / 'nope'}: no such folder"),
+        (["visualize", "--image", str(sample / "images" / "llama.jpg"), "--boxes",
+          str(root / "llama.xml"), "--out", str(root / "p.png")],
+         f"error: --boxes {root / 'llama.xml'}: a VOC XML file needs --classes"),
+        (["train-affinity", "--images", str(root / "empty"), "--seeds", str(root / "nope"),
+          "--out", str(root / "ck.pt")], f"error: --seeds {root / 'nope'}: no such folder"),
+    ]
+
+
+def test_usage_errors_are_one_line_naming_the_argument(tmp_path, capsys):
+    for argv, message in usage_errors(tmp_path):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(message) and err.count("\n") == 1, err

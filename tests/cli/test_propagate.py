@@ -99,21 +99,32 @@ def test_workers_give_the_same_masks(folder):
                               read_label_map(folder / "two" / f"{name}.png"))
 
 
-def test_random_walk_points_and_tags(folder):
+def test_random_walk_points_and_tags(folder, capsys):
     (folder / "images" / "broken.png").unlink()
-    cam = folder / "cam.pt"
+    cam = folder / "tags" / "cam.pt"  # as if an earlier run had trained it
     save_classifier(small_cam_classifier(classes=(1,), width=4), cam)
     (folder / "tags.json").write_text(json.dumps({"llama": [1], "memorial": [1], "teddy": [1]}))
     common = ["--images", str(folder / "images"), *FAST]
-    assert main(["propagate", *common, "--points", str(folder / "scribbles"), "--layer",
+    assert main(["propagate", *common, "--points", str(folder / "scribbles"), "--propagator",
                  "random-walk", "--out", str(folder / "walk")]) == 0
+    assert manifest(folder / "walk")["options"]["propagator"] == "random-walk"
+    capsys.readouterr()
+    assert main(["propagate", *common, "--points", str(folder / "scribbles"), "--layer",
+                 "random-walk", "--out", str(folder / "old")]) == 0  # 0.1's spelling
+    assert "--layer random-walk is deprecated" in capsys.readouterr().err
+    for name in ("llama", "memorial", "teddy"):
+        assert np.array_equal(read_label_map(folder / "walk" / f"{name}.png"),
+                              read_label_map(folder / "old" / f"{name}.png"))
     net = folder / "affinity.pt"
     save_affinity_net(AffinityNet(SmallCNN(width=8, seed=0), affinity_channels=28), net)
     assert main(["propagate", *common, "--scribbles", str(folder / "scribbles"), "--affinity",
                  str(net), "--out", str(folder / "affinity")]) == 0
     assert manifest(folder / "affinity")["options"]["affinity"] == str(net)
-    assert main(["propagate", *common, "--tags", str(folder / "tags.json"), "--cam", str(cam),
+    capsys.readouterr()
+    assert main(["propagate", *common, "--tags", str(folder / "tags.json"),
                  "--out", str(folder / "tags")]) == 0
+    assert f"using the classifier trained earlier: {cam}" in capsys.readouterr().out
+    assert manifest(folder / "tags")["options"]["cam"] == str(cam)
     assert manifest(folder / "tags")["options"]["num_classes"] == 2
     assert len(list((folder / "tags").glob("*.png"))) == 3
 
@@ -122,6 +133,18 @@ def test_missing_folder_is_a_usage_error(folder, capsys):
     assert main(["propagate", "--images", str(folder / "nope"), "--boxes",
                  str(folder / "boxes"), "--out", str(folder / "out")]) == 2
     assert "--images" in capsys.readouterr().err
+
+
+def test_a_rank_outside_the_world_is_an_error(folder, monkeypatch, capsys):
+    monkeypatch.setenv("RANK", "2")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["propagate", "--images", str(folder / "images"), "--boxes",
+                 str(folder / "boxes"), "--out", str(folder / "out")]) == 2
+    assert capsys.readouterr().err == "error: RANK=2 is not in [0, WORLD_SIZE=2)\n"
+    monkeypatch.setenv("RANK", "one")
+    assert main(["train-affinity", "--images", str(folder / "images"), "--seeds",
+                 str(folder / "scribbles"), "--out", str(folder / "ck.pt")]) == 2
+    assert capsys.readouterr().err == "error: RANK='one': expected an integer\n"
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
