@@ -79,6 +79,7 @@ def tags_from_labels(label, background: Sequence[int] = (0,)) -> Tuple[int, ...]
     Returns:
         tuple of int: sorted class indices.
 
+    >>> import numpy as np
     >>> from graphseg.data import tags_from_labels
     >>> tags_from_labels(np.array([[0, 3], [255, 7]], dtype=np.uint8))
     (3, 7)
@@ -100,6 +101,7 @@ def boxes_from_labels(label, instances=None, background: Sequence[int] = (0,),
     Returns:
         np.ndarray: ``(N, 5)`` int64 ``(class, x1, y1, x2, y2)``, half-open.
 
+    >>> import numpy as np
     >>> from graphseg.data import boxes_from_labels
     >>> label = np.zeros((4, 6), dtype=np.uint8); label[1:3, 2:5] = 1
     >>> boxes_from_labels(label, min_area=1).tolist()
@@ -258,6 +260,7 @@ def _walk(skeleton: np.ndarray, ratio: float, rng: np.random.Generator) -> np.nd
 def labelled_fraction(seeds) -> float:
     """Fraction of pixels that carry a label (not 255), in ``[0, 1]``.
 
+    >>> import numpy as np
     >>> from graphseg.data import labelled_fraction
     >>> labelled_fraction(np.array([[1, 255], [255, 255]], dtype=np.uint8))
     0.25

@@ -73,6 +73,7 @@ def window_offsets(radius: int, window: str = "square", self_loops: bool = True)
     for ``radius=5``).  ``self_loops=False`` drops ``(0, 0)``.
 
     Example:
+        >>> from graphseg.graph import window_offsets
         >>> window_offsets(1, "disk").tolist()
         [[-1, 0], [0, -1], [0, 0], [0, 1], [1, 0]]
     """
@@ -118,6 +119,7 @@ def grid_graph(height: int, width: int, radius: int, window: str = "square",
         0.5 GB); ``grid_graph.cache_clear()`` frees them.
 
     Example:
+        >>> from graphseg.graph import grid_graph
         >>> g = grid_graph(2, 3, radius=1)
         >>> g.num_nodes, g.num_edges, g.offsets.shape
         (6, 28, torch.Size([9, 2]))

@@ -47,6 +47,8 @@ def image_to_graph(features: Tensor, radius: int = 4, window: str = "square",
         node units, and ``grid_size = (H, W)``, ``radius``, ``window``.
 
     Example:
+        >>> import torch
+        >>> from graphseg.graph import image_to_graph
         >>> data = image_to_graph(torch.rand(8, 5, 6), radius=2)
         >>> data.x.shape, data.grid_size
         (torch.Size([30, 8]), (5, 6))

@@ -133,6 +133,8 @@ def superpixel_graph(image: Union[np.ndarray, Tensor], n_segments: int = 400,
         All tensors are on ``features``' device when it is given, else on the CPU.
 
     Example:
+        >>> import numpy as np
+        >>> from graphseg.graph import superpixel_graph
         >>> image = np.zeros((32, 32, 3), dtype=np.uint8)
         >>> image[:, 16:] = 255
         >>> data = superpixel_graph(image, n_segments=4)

@@ -28,6 +28,9 @@ class ImageToGraph(BaseTransform):
         label_mode (str, optional): ``"majority"`` or ``"nearest"``. (default: ``"majority"``)
 
     Example:
+        >>> import torch
+        >>> from torch_geometric.data import Data
+        >>> from graphseg.graph import ImageToGraph
         >>> t = ImageToGraph(radius=2)
         >>> t(Data(feature_map=torch.rand(4, 6, 6))).num_nodes
         36

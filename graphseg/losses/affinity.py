@@ -119,6 +119,7 @@ def affinity_labels(seeds: Tensor, radius: int = 5, window: str = "disk") -> Ten
         used (an unknown end, outside the grid, or the self pair).
 
     Example:
+        >>> import torch
         >>> from graphseg.losses import affinity_labels
         >>> seeds = torch.tensor([[[0, 1, 255]]])
         >>> # offsets (-1, 0), (0, -1), (0, 0), (0, 1), (1, 0); one row per offset
@@ -256,6 +257,7 @@ def affinity_loss(affinity: Tensor, labels: Tensor, colour: Tensor, radius: int 
         pair counts ``n_bg_pos``, ``n_fg_pos``, ``n_neg`` (unordered pairs).
 
     Example:
+        >>> import torch
         >>> from graphseg.losses import affinity_loss
         >>> labels = torch.tensor([[[0, 0, 1], [0, 255, 1]]])
         >>> loss, parts = affinity_loss(torch.rand(1, 4, 2, 3), labels, torch.rand(1, 3, 2, 3),

@@ -56,6 +56,7 @@ def confusion_matrix(pred, gt, num_classes: int) -> np.ndarray:
         np.ndarray: ``(K, K + 1)`` int64; entry ``[t, p]`` counts pixels of true class
         ``t`` predicted ``p``; column K counts those predicted 255.
 
+    >>> import numpy as np
     >>> from graphseg.metrics import confusion_matrix
     >>> confusion_matrix(np.array([[0, 1, 255]]), np.array([[0, 0, 1]]), 2).tolist()
     [[1, 1, 0], [0, 0, 1]]
@@ -178,6 +179,8 @@ def object_iou(pred, gt, label: int = 1) -> float:
     ``|pred = label and gt = label| / |pred = label or gt = label|``, 1 when
     the class is in neither map.  255 in ``gt`` is ignored.
 
+    >>> import numpy as np
+    >>> from graphseg.metrics import object_iou
     >>> object_iou(np.array([[1, 1, 0]]), np.array([[1, 0, 0]]))
     0.5
     """

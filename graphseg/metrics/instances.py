@@ -55,6 +55,7 @@ def average_precision(scores: np.ndarray, hits: np.ndarray, num_gt: int) -> floa
     Returns:
         float: AP in ``[0, 1]``.
 
+    >>> import numpy as np
     >>> from graphseg.metrics import average_precision
     >>> average_precision(np.array([0.9, 0.8]), np.array([True, False]), 2)
     0.5

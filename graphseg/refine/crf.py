@@ -76,7 +76,8 @@ def crf_labels(image: np.ndarray, probs: np.ndarray, classes=None, preset: str =
     Returns:
         Seeds: ``labels`` (no 255), ``scores`` the CRF marginals, ``classes``.
 
-    >>> from graphseg.seeds import crf_labels
+    >>> import numpy as np
+    >>> from graphseg.refine import crf_labels
     >>> image = np.zeros((8, 8, 3), dtype=np.uint8); image[:, 4:] = 255
     >>> probs = np.full((2, 8, 8), 0.5, dtype=np.float32)  # unsure in the middle
     >>> probs[1, :, :2], probs[1, :, 6:] = 0.1, 0.9

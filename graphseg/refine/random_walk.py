@@ -54,6 +54,9 @@ def random_walk(values: Tensor, affinity: Tensor, radius: int, window: str = "sq
     Returns:
         Tensor: ``(C, H, W)``, the walked values, same dtype as ``values``.
 
+    >>> import torch
+    >>> from graphseg.graph import grid_affinity
+    >>> from graphseg.refine import random_walk
     >>> aff = grid_affinity(torch.rand(3, 6, 5), radius=1)
     >>> out = random_walk(torch.rand(2, 6, 5), aff, radius=1, steps=4)
     >>> out.shape

@@ -133,6 +133,7 @@ def confident_labels(labels: np.ndarray, confidence: np.ndarray, keep: float = 0
     Returns:
         np.ndarray: ``(H, W)`` uint8, the kept labels, 255 elsewhere.
 
+    >>> import numpy as np
     >>> from graphseg.seeds import confident_labels
     >>> labels = np.array([[1, 1, 1, 1, 2, 2]], dtype=np.uint8)
     >>> confident_labels(labels, np.array([[.1, .9, .8, .2, .5, .6]]), keep=0.5).tolist()
@@ -251,7 +252,8 @@ def cam_seeds(model: CAMClassifier, image: np.ndarray, tags: Sequence[int],
         model: the classifier.
         image: ``(H, W, 3)`` uint8 RGB.
         tags: label ids present in the image (``model.classes`` ids).  With no
-            tag every pixel is background.
+            tag (no object in the image) every pixel is ``background``, for
+            every method, and the CAM is not computed.
         method: ``"reliable"`` reliable regions I_final (Eq. 2.7);
             ``"release"`` the release's form of them (:func:`release_regions`,
             background exponents 4 and 32; ``gamma`` unused);
@@ -265,9 +267,12 @@ def cam_seeds(model: CAMClassifier, image: np.ndarray, tags: Sequence[int],
 
     Returns:
         Seeds: labels; ``scores`` the CRF marginals (``"reliable"``, ``"crf"``)
-        or the normalised CAM scores, rows for ``(background, *sorted tags)``.
+        or the normalised CAM scores, rows for ``(background, *sorted tags)``
+        (with no tag: one row of ones).
 
-    >>> from graphseg.seeds import cam_seeds, small_cam_classifier
+    >>> import numpy as np
+    >>> from graphseg.nn.models import small_cam_classifier
+    >>> from graphseg.seeds import cam_seeds
     >>> model = small_cam_classifier(classes=(1, 2), width=4)
     >>> image = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
     >>> seeds = cam_seeds(model, image, tags=[2], scales=(1.0,))
@@ -277,6 +282,11 @@ def cam_seeds(model: CAMClassifier, image: np.ndarray, tags: Sequence[int],
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
     image = check_image(image)
+    tags = [int(t) for t in tags]
+    if not tags:
+        shape = image.shape[:2]
+        return Seeds(np.full(shape, background, dtype=np.uint8),
+                     np.ones((1, *shape), dtype=np.float32), (int(background),))
     cam = multiscale_cam(model, image, scales)
     probs, ids = cam_probabilities(cam, tags, model.classes, background, gamma)
     lookup = np.asarray(ids, dtype=np.uint8)

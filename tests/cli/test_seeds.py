@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from graphseg.cli import main
-from graphseg.data import write_boxes_json, write_label_png
-from graphseg.utils.io import read_label_map, write_png
+from graphseg.data import read_boxes_json, write_boxes_json, write_label_png
+from graphseg.seeds import box_seeds
+from graphseg.utils.io import read_image, read_label_map, write_png
 
 
 pytestmark = pytest.mark.usefixtures("restore_threads")
@@ -57,7 +58,14 @@ def test_boxes(folders, capsys):
     plain = folders / "plain"
     assert main(["seeds", "--images", str(folders / "images"), "--boxes", str(folders / "boxes"),
                  "--out", str(plain), "--band", "0", "--wide-band", "0"]) == 0
-    assert (read_label_map(plain / "teddy.png") == 1).sum() >= (seeds == 1).sum()
+    # the CLI's maps are box_seeds' with the bands it was given (teddy's box is not
+    # low-context: --band decides, and band 0 keeps more foreground)
+    teddy = read_image(folders / "images" / "teddy.png")
+    box = read_boxes_json(folders / "boxes" / "teddy.json")
+    np.testing.assert_array_equal(seeds, box_seeds(teddy, box).labels)
+    np.testing.assert_array_equal(read_label_map(plain / "teddy.png"),
+                                  box_seeds(teddy, box, band=0, wide_band=0).labels)
+    assert (read_label_map(plain / "teddy.png") == 1).sum() > (seeds == 1).sum()
 
 
 def test_tags_train_a_classifier(folders, capsys):

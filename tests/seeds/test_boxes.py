@@ -84,8 +84,17 @@ def test_tiny_whole_image_and_uniform_boxes():
     image = _two_squares()
     labels = box_seeds(image, [[2, 0, 0, 4, 4]]).labels       # under MIN_BOX_AREA pixels
     assert 16 < MIN_BOX_AREA and (labels[:4, :4] == 255).all() and labels[10, 10] == 0
-    whole = box_seeds(image, [[2, 0, 0, 80, 60]]).labels       # no context outside the box
-    assert whole.shape == (60, 80) and set(np.unique(whole)) <= {2, 255}
+    # no context outside the box: its outer ring seeds the background model instead
+    whole = box_seeds(image, [[2, 0, 0, 80, 60]], band=0, wide_band=0).labels
+    expected = np.full((60, 80), 255, dtype=np.uint8)
+    expected[10:30, 10:30], expected[30:50, 45:70] = 2, 2    # GrabCut finds both squares
+    np.testing.assert_array_equal(whole, expected)
+    narrow = box_seeds(image, [[2, 0, 0, 80, 60]], wide_band=0).labels   # eroded by 3 pixels
+    expected[:] = 255
+    expected[13:27, 13:27], expected[33:47, 48:67] = 2, 2
+    np.testing.assert_array_equal(narrow, expected)
+    wide = box_seeds(image, [[2, 0, 0, 80, 60]]).labels     # by 15: both squares are too thin
+    assert (wide == 255).all()
     flat = np.full((40, 40, 3), 77, dtype=np.uint8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -8,7 +8,7 @@ features and CAMs.
 * :class:`SmallCNN`: a four-level CNN (strides 2, 4, 8, 8) trained from scratch,
   the default backbone of :class:`graphseg.nn.models.AffinityNet`.
 
-CAMs come from :class:`graphseg.seeds.CAMClassifier` on the encoder: a 1x1 classifier
+CAMs come from :class:`graphseg.nn.models.CAMClassifier` on the encoder: a 1x1 classifier
 on its last feature map, fine-tuned with image-level tags.
 
 The backbone interface is ``forward_features(x) -> [(B, C_l, H / s_l, W / s_l)]`` with

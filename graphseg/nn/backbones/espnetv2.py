@@ -50,9 +50,10 @@ mean IoU over cow, sheep, car, aeroplane, cat on 100 of the photos at 384 x 384,
 The encoder is the backbone interface of the project: :meth:`ESPNetv2Encoder.forward_features`
 returns the four levels with their ``strides`` and ``channels``; ``forward`` returns the
 last one, so the encoder also plugs into anything that takes a ``(B, D, h, w)`` feature
-map (e.g. a CAM classifier, :class:`~graphseg.seeds.CAMClassifier`).
+map (e.g. a CAM classifier, :class:`~graphseg.nn.models.CAMClassifier`).
 
 Example:
+    >>> import torch
     >>> from graphseg.nn.backbones import ESPNetv2Segmentation
     >>> model = ESPNetv2Segmentation().eval()
     >>> x = torch.randn(1, 3, 64, 96)

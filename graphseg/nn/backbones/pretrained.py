@@ -6,6 +6,7 @@ tensors trained on PASCAL VOC 2012 at 384 x 384; MIT licence, see
 ``weights/PROVENANCE.md``); nothing is ever downloaded.
 
 Example:
+    >>> import numpy as np
     >>> from graphseg.nn.backbones import preprocess
     >>> image = np.zeros((48, 64, 3), dtype=np.uint8)
     >>> preprocess(image).shape

@@ -7,6 +7,7 @@ levels all have a useful resolution for a stride-8 node grid.  With the default
 ``width=32`` it has about 0.6 M parameters and trains on a CPU in minutes.
 
 Example:
+    >>> import torch
     >>> from graphseg.nn.backbones import SmallCNN
     >>> net = SmallCNN(width=8)
     >>> net.strides, net.channels

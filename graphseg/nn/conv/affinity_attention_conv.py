@@ -109,6 +109,8 @@ class AffinityAttentionConv(MessagePassing):
           if :obj:`return_attention_weights=True`
 
     Example:
+        >>> import torch
+        >>> from graphseg.nn import AffinityAttentionConv
         >>> conv = AffinityAttentionConv()
         >>> x = torch.randn(4, 16)
         >>> edge_index = torch.tensor([[0, 1, 2, 3], [1, 0, 3, 2]])

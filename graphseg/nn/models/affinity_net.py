@@ -13,7 +13,7 @@ split 64 / 128 / 256 over the three levels, finer levels getting fewer).
 :func:`affinity_graph` turns one photo into the graph of Eq. 3.14-3.15 with
 :func:`graphseg.graph.image_to_graph`.  The node grid is always
 ``ceil(H / s) x ceil(W / s)``, the grid of
-:func:`graphseg.segmenters.colour_position_features`, so per-node colours and
+:func:`graphseg.propagation.colour_position_features`, so per-node colours and
 the CRF line up with the graph.
 """
 from __future__ import annotations
@@ -108,6 +108,7 @@ class AffinityNet(nn.Module):
 
     Example:
         >>> from graphseg.nn.backbones import SmallCNN
+        >>> import torch
         >>> from graphseg.nn.models import AffinityNet
         >>> net = AffinityNet(SmallCNN(width=8), affinity_channels=28)
         >>> out = net(torch.zeros(2, 3, 21, 30))
@@ -261,6 +262,7 @@ def affinity_graph(model: AffinityNet, image: np.ndarray, radius: int = 4,
 
     Example:
         >>> from graphseg.nn.backbones import SmallCNN
+        >>> import numpy as np
         >>> from graphseg.nn.models import AffinityNet, affinity_graph
         >>> net = AffinityNet(SmallCNN(width=8), affinity_channels=28)
         >>> data = affinity_graph(net, np.zeros((20, 30, 3), np.uint8), radius=1)
