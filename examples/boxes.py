@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from graphseg.data import GrabCutDataset, kit_root
+from graphseg.metrics import object_iou
 from graphseg.propagation import A2GNNConfig, propagate
 
 parser = argparse.ArgumentParser(description="GrabCut-13 from its boxes")
@@ -32,7 +33,6 @@ for name in dataset.names[: args.limit]:
     sample = dataset.load(name)  # image (H, W, 3), label 0/1, boxes [[1, x1, y1, x2, y2]]
     out = propagate(sample.image, sample.boxes, "boxes", num_classes=2, config=config,
                     features=args.features)
-    pred, gt = out.labels == 1, sample.label == 1
-    scores.append((pred & gt).sum() / max((pred | gt).sum(), 1))
+    scores.append(object_iou(out.labels, sample.label))
     print(f"{name:<10} object IoU {scores[-1]:.3f}  ({out.seconds['total']:.1f} s)")
 print(f"mIoU (mean object IoU over {len(scores)} photos): {np.mean(scores):.3f}")

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import torch
 
-from graphseg.data import MSRCDataset, kit_root, points_from_labels
+from graphseg.data import MSRCDataset, background_lookup, kit_root, points_from_labels
 from graphseg.metrics import ConfusionMatrix
 from graphseg.propagation import A2GNNConfig, propagate
 
@@ -26,8 +26,7 @@ root = kit_root() / "msrc_v2"
 if not root.is_dir():
     sys.exit(f"MSRC-v2 data kit not found at {root} (set GRAPHSEG_DATA)")
 val = MSRCDataset(root, "val")
-stuff = np.arange(256, dtype=np.uint8)
-stuff[list(val.background)] = 0  # building, grass, tree, sky, ... -> background 0
+stuff = background_lookup(val.background)  # building, grass, tree, sky, ... -> 0
 config = A2GNNConfig.release("points", hidden_channels=args.hidden,
                              stage1_epochs=args.epochs[0], stage2_epochs=args.epochs[1])
 

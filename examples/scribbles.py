@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from graphseg.data import GrabCutDataset, kit_root
+from graphseg.metrics import object_iou
 from graphseg.propagation import A2GNNConfig, propagate
 
 parser = argparse.ArgumentParser(description="GrabCut-13 from human scribbles")
@@ -34,8 +35,7 @@ for name in dataset.names[: args.limit]:
     scribbles = dataset.scribbles(name, args.annotator)
     out = propagate(sample.image, scribbles, "scribbles", num_classes=2, config=config,
                     features=args.features)
-    pred, gt = out.labels == 1, sample.label == 1
-    scores.append((pred & gt).sum() / max((pred | gt).sum(), 1))
+    scores.append(object_iou(out.labels, sample.label))
     print(f"{name:<10} object IoU {scores[-1]:.3f}  "
           f"({100 * (scribbles != 255).mean():.1f}% scribbled, {out.seconds['total']:.1f} s)")
 print(f"mIoU (mean object IoU over {len(scores)} photos): {np.mean(scores):.3f}")

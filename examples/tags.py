@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from graphseg.data import MSRCDataset, kit_root
+from graphseg.data import MSRCDataset, background_lookup, kit_root
 from graphseg.metrics import ConfusionMatrix
 from graphseg.nn.models import espnetv2_cam_classifier, load_classifier, save_classifier
 from graphseg.propagation import A2GNNConfig, propagate
@@ -43,8 +43,7 @@ else:  # tags of the train images: the object classes present (Sample.tags)
                          epochs=args.cam_epochs, size=320, progress=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_classifier(cam, path)
-stuff = np.arange(256, dtype=np.uint8)
-stuff[list(val.background)] = 0
+stuff = background_lookup(val.background)  # building, grass, tree, sky, ... -> 0
 config = A2GNNConfig.release("tags", hidden_channels=args.hidden,
                              stage1_epochs=args.epochs[0], stage2_epochs=args.epochs[1])
 

@@ -7,7 +7,7 @@ from typing import Dict, Sequence, Tuple, Union
 
 import numpy as np
 
-IGNORE = 255  # ignore / unknown / unlabelled, everywhere in graphseg
+from graphseg.utils.constants import IGNORE
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
@@ -49,6 +49,24 @@ def class_index(classes: Sequence[str]) -> Dict[str, int]:
     return {name: i for i, name in enumerate(classes)}
 
 
+def background_lookup(background: Sequence[int], to: int = 0) -> np.ndarray:
+    """A 256-entry uint8 table that maps every class of ``background`` to ``to`` and
+    every other label (255 included) to itself: ``lookup[label_map]`` merges, e.g.,
+    MSRC-v2's stuff classes (:attr:`MSRCDataset.background`) into one background.
+
+    >>> from graphseg.data import background_lookup
+    >>> background_lookup((0, 2))[[0, 1, 2, 3, 255]].tolist()
+    [0, 1, 0, 3, 255]
+    """
+    background = [int(c) for c in background]
+    if not all(0 <= c < IGNORE for c in background) or not 0 <= to < IGNORE:
+        raise ValueError(f"background classes and to must be class ids in 0..254, got "
+                         f"{background} and {to}")
+    lookup = np.arange(256, dtype=np.uint8)
+    lookup[background] = to
+    return lookup
+
+
 def voc_colormap(n: int = 256) -> np.ndarray:
     """The PASCAL VOC colour map: ``(n, 3)`` uint8, colour of class ``i`` in row ``i``.
 
@@ -61,6 +79,7 @@ def voc_colormap(n: int = 256) -> np.ndarray:
     Returns:
         np.ndarray: ``(n, 3)`` uint8.
 
+    >>> from graphseg.data import voc_colormap
     >>> voc_colormap()[[0, 1, 15, 255]].tolist()
     [[0, 0, 0], [128, 0, 0], [192, 128, 128], [224, 224, 192]]
     """

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from graphseg.data.classes import GRABCUT_CLASSES, IGNORE
+from graphseg.data.classes import GRABCUT_CLASSES
 from graphseg.data.dataset import ImageDataset, read_pair, stems
 from graphseg.data.sample import Sample
+from graphseg.utils.constants import IGNORE
 from graphseg.utils.io import read_label_map
 
 

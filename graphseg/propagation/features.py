@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from graphseg.nn.backbones import load_espnetv2_voc, preprocess
 from graphseg.propagation.pipeline import colour_position_features
-from graphseg.utils.checks import check_image, check_positive_int
+from graphseg.utils.checks import check_image, check_positive_int, trusted_inputs
 
 FEATURES = ("espnetv2", "colour")
 
@@ -48,6 +48,8 @@ def backbone_features(backbone: nn.Module, image: np.ndarray, grid_size: Tuple[i
     Returns:
         Tensor: ``(sum of C_l, h, w)`` float32, no gradient.
 
+    >>> import numpy as np
+    >>> from graphseg.propagation import backbone_features
     >>> from graphseg.nn.backbones import ESPNetv2Encoder
     >>> image = np.zeros((64, 80, 3), np.uint8)
     >>> backbone_features(ESPNetv2Encoder().eval(), image, (8, 10)).shape
@@ -77,16 +79,21 @@ def node_features(image: np.ndarray, features: Union[str, nn.Module] = "espnetv2
             or a backbone module. (default: ``"espnetv2"``)
         stride (int, optional): pixels per node side. (default: ``8``)
 
+    >>> import numpy as np
+    >>> from graphseg.propagation import node_features
     >>> node_features(np.zeros((20, 30, 3), np.uint8), "colour").shape
     torch.Size([10, 3, 4])
     """
+    image = check_image(image)
+    check_positive_int(stride, "stride")
     if isinstance(features, str):
         if features not in FEATURES:
             raise ValueError(f"features must be one of {', '.join(map(repr, FEATURES))} or a "
                              f"backbone module, got {features!r}")
+        if features == "espnetv2":
+            features = espnetv2_backbone()
+    height, width = image.shape[:2]
+    with trusted_inputs():
         if features == "colour":
             return colour_position_features(image, stride)
-        features = espnetv2_backbone()
-    check_positive_int(stride, "stride")
-    height, width = check_image(image).shape[:2]
-    return backbone_features(features, image, (-(-height // stride), -(-width // stride)))
+        return backbone_features(features, image, (-(-height // stride), -(-width // stride)))

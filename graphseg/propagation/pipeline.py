@@ -24,7 +24,13 @@ from graphseg.losses import boxes_to_grid
 from graphseg.propagation.a2gnn import A2GNNConfig, train_a2gnn
 from graphseg.refine.crf import dense_crf
 from graphseg.refine.random_walk import random_walk
-from graphseg.utils.checks import check_choice, check_image, check_positive_int, check_seed_map
+from graphseg.utils.checks import (
+    check_choice,
+    check_image,
+    check_positive_int,
+    check_seed_map,
+    trusted_inputs,
+)
 from graphseg.utils.constants import IGNORE
 
 
@@ -37,6 +43,8 @@ def colour_position_features(image: np.ndarray, stride: int = 8) -> Tensor:
     CNN activations) only scales them; with plain RGB it would map dark and bright
     greys to the same vector.
 
+    >>> import numpy as np
+    >>> from graphseg.propagation import colour_position_features
     >>> colour_position_features(np.zeros((20, 30, 3), np.uint8), stride=8).shape
     torch.Size([10, 3, 4])
     """
@@ -113,32 +121,34 @@ def segment_image(image: np.ndarray, seeds: np.ndarray, num_classes: int,
     height, width = image.shape[:2]
     seeds = check_seed_map(seeds, "seeds", (height, width), num_classes)
     config, propagator = _propagator(config, propagator)
-    cells = colour_position_features(image, stride)
-    colour = cells[:3]
-    features = cells if features is None else features
-    if features.shape[1:] != cells.shape[1:]:
-        raise ValueError(f"features has grid size {tuple(features.shape[1:])}, expected "
-                         f"{tuple(cells.shape[1:])} (the photo at stride {stride})")
-    if edge_features is None:
-        edge_features = colour * colour_scale
-    device = torch.device(device)
-    data = image_to_graph(features.to(device), radius=radius,
-                          edge_features=edge_features.to(device))
-    labels = label_map_to_nodes(seeds, data.grid_size, ignore_index=IGNORE)
-    if propagator == "random-walk":
-        node_probs = walk_seeds(labels, num_classes, edge_features.to(device), radius)
-    else:
-        grid_boxes = None
-        if boxes is not None and len(boxes):
-            grid_boxes = boxes_to_grid(boxes, (height, width), data.grid_size).to(device)
-        node_probs = train_a2gnn(data.x, GridAdjacency.from_data(data), labels.to(device),
-                                 num_classes, data.grid_size, colour=colour.to(device),
-                                 boxes=grid_boxes, config=config, seed=seed)
-    probs = nodes_to_pixels(node_probs.cpu(), data.grid_size, size=(height, width),
-                            logits=False).numpy()
-    if crf is not None:
-        probs = dense_crf(image, probs, preset=crf)
-    return probs.argmax(axis=0).astype(np.uint8), probs.astype(np.float32)
+    check_positive_int(stride, "stride")
+    with trusted_inputs():
+        cells = colour_position_features(image, stride)
+        colour = cells[:3]
+        features = cells if features is None else features
+        if features.shape[1:] != cells.shape[1:]:
+            raise ValueError(f"features has grid size {tuple(features.shape[1:])}, expected "
+                             f"{tuple(cells.shape[1:])} (the photo at stride {stride})")
+        if edge_features is None:
+            edge_features = colour * colour_scale
+        device = torch.device(device)
+        data = image_to_graph(features.to(device), radius=radius,
+                              edge_features=edge_features.to(device))
+        labels = label_map_to_nodes(seeds, data.grid_size, ignore_index=IGNORE)
+        if propagator == "random-walk":
+            node_probs = walk_seeds(labels, num_classes, edge_features.to(device), radius)
+        else:
+            grid_boxes = None
+            if boxes is not None and len(boxes):
+                grid_boxes = boxes_to_grid(boxes, (height, width), data.grid_size).to(device)
+            node_probs = train_a2gnn(data.x, GridAdjacency.from_data(data), labels.to(device),
+                                     num_classes, data.grid_size, colour=colour.to(device),
+                                     boxes=grid_boxes, config=config, seed=seed)
+        probs = nodes_to_pixels(node_probs.cpu(), data.grid_size, size=(height, width),
+                                logits=False).numpy()
+        if crf is not None:
+            probs = dense_crf(image, probs, preset=crf)
+        return probs.argmax(axis=0).astype(np.uint8), probs.astype(np.float32)
 
 
 def walk_seeds(labels: Tensor, num_classes: int, edge_features: Tensor, radius: int,
@@ -161,6 +171,8 @@ def walk_seeds(labels: Tensor, num_classes: int, edge_features: Tensor, radius: 
     Returns:
         Tensor: ``(h * w, num_classes)`` probabilities.
 
+    >>> import torch
+    >>> from graphseg.propagation import walk_seeds
     >>> labels = torch.full((12,), 255); labels[0], labels[11] = 0, 1
     >>> walk_seeds(labels, 2, torch.zeros(1, 3, 4), radius=1).argmax(dim=1)[[0, 11]]
     tensor([0, 1])

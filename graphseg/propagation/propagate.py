@@ -39,13 +39,19 @@ from graphseg.data.sample import check_boxes, largest_first
 from graphseg.nn.models.affinity_net import AffinityNet, affinity_maps
 from graphseg.propagation.a2gnn import A2GNNConfig
 from graphseg.propagation.features import node_features
-from graphseg.propagation.pipeline import segment_image
+from graphseg.propagation.pipeline import PROPAGATORS, segment_image
 from graphseg.refine.crf import dense_crf
 from graphseg.refine.random_walk import walk_probabilities
 from graphseg.seeds.boxes import box_seeds
 from graphseg.seeds.cam import CAMClassifier, cam_probabilities, multiscale_cam, reliable_regions
 from graphseg.seeds.scribbles import expand_seeds
-from graphseg.utils.checks import check_choice, check_image, check_positive_int, check_seed_map
+from graphseg.utils.checks import (
+    check_choice,
+    check_image,
+    check_positive_int,
+    check_seed_map,
+    trusted_inputs,
+)
 from graphseg.utils.constants import IGNORE, SUPERVISIONS
 
 LAYERS = ("a2gnn", "gcn", "gat", "agnn")
@@ -87,6 +93,8 @@ def box_instances(labels: np.ndarray, boxes) -> np.ndarray:
     Returns:
         np.ndarray: ``(H, W)`` uint16, ``i + 1`` for box ``i``, 0 for no instance.
 
+    >>> import numpy as np
+    >>> from graphseg.propagation import box_instances
     >>> labels = np.zeros((6, 8), np.uint8); labels[1:5, 1:7] = 2
     >>> box_instances(labels, [[2, 0, 0, 4, 6], [2, 4, 0, 8, 6]])[2].tolist()
     [0, 1, 1, 1, 2, 2, 2, 0]
@@ -170,6 +178,8 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
         ValueError: bad image or annotation, or no seed left to propagate.
 
     Example:
+        >>> import numpy as np
+        >>> from graphseg.propagation import A2GNNConfig, propagate
         >>> image = np.zeros((48, 64, 3), np.uint8); image[12:36, 16:48] = 220
         >>> config = A2GNNConfig.release("boxes", stage1_epochs=3, stage2_epochs=2,
         ...                              hidden_channels=16)
@@ -187,21 +197,37 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
         # segment_image turns 0.1's layer="random-walk" into the propagator, with a warning
         config = replace(config, layer=layer if layer == "random-walk"
                          else check_choice(layer, "layer", LAYERS))
-    radius = RADIUS[kind] if radius is None else radius
+    if config.layer != "random-walk":
+        check_choice(propagator, "propagator", PROPAGATORS)
     shape = image.shape[:2]
-
     if kind == "tags" and cam is None:
         raise ValueError("kind 'tags' needs a CAM classifier (cam=...)")
+    if kind == "boxes":
+        annotation = check_boxes(annotation, shape, "boxes")
+        if len(annotation) and int(annotation[:, 0].max()) >= num_classes:
+            raise ValueError(f"boxes: class {int(annotation[:, 0].max())} is not below "
+                             f"num_classes = {num_classes}")
+    elif kind != "tags":
+        annotation = check_seed_map(annotation, kind, shape, num_classes)
+    if affinity is not None and affinity.stride != stride:
+        raise ValueError(f"stride is {stride} but the affinity network's is {affinity.stride}")
+    with trusted_inputs():
+        return _propagate(image, annotation, kind, num_classes, propagator, config, cam,
+                          features, affinity, stride, RADIUS[kind] if radius is None else radius,
+                          crf, background, gamma, fusion, band, seed, device, start)
+
+
+def _propagate(image, annotation, kind, num_classes, propagator, config, cam, features,
+               affinity, stride, radius, crf, background, gamma, fusion, band, seed, device,
+               start) -> Propagation:
+    """:func:`propagate` on validated inputs."""
     boxes, cam_scores = None, None
     if kind == "boxes":
-        boxes = check_boxes(annotation, shape, "boxes")
-        if len(boxes) and int(boxes[:, 0].max()) >= num_classes:
-            raise ValueError(f"boxes: class {int(boxes[:, 0].max())} is not below "
-                             f"num_classes = {num_classes}")
+        boxes = annotation
         options = {} if band is None else {"band": band}
         seeds = box_seeds(image, boxes, background, seed=seed, **options).labels
     elif kind != "tags":
-        seeds = check_seed_map(annotation, kind, shape, num_classes)
+        seeds = annotation
     if cam is not None and kind in ("points", "tags"):
         tags = annotation if kind == "tags" else np.unique(seeds[seeds != IGNORE])
         present = _present_classes(tags, background, num_classes)
@@ -217,9 +243,6 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
     seeded = time.perf_counter()
 
     if affinity is not None:
-        if affinity.stride != stride:
-            raise ValueError(f"stride is {stride} but the affinity network's is "
-                             f"{affinity.stride}")
         cells, edges = affinity_maps(affinity, image)
     else:
         cells, edges = node_features(image, features, stride), None

@@ -42,9 +42,9 @@ from typing import Sequence, Tuple
 import cv2
 import numpy as np
 
-from graphseg.data.classes import IGNORE
-from graphseg.data.sample import check_boxes
-from graphseg.utils.checks import check_image, check_positive_int, check_seed_map
+from graphseg.data.sample import check_boxes, largest_first
+from graphseg.utils.checks import check_image, check_positive_int, check_seed_map, trusted_inputs
+from graphseg.utils.constants import IGNORE
 from graphseg.utils.types import Seeds
 
 MIN_BOX_AREA = 64       # pixels; smaller boxes stay unknown
@@ -133,11 +133,6 @@ def _check_boxes(boxes, shape: Tuple[int, int], background: int) -> np.ndarray:
     return boxes
 
 
-def _largest_first(boxes: np.ndarray) -> np.ndarray:
-    areas = (boxes[:, 3] - boxes[:, 1]) * (boxes[:, 4] - boxes[:, 2])
-    return boxes[np.argsort(-areas, kind="stable")]
-
-
 def box_seeds(image: np.ndarray, boxes, background: int = 0, band: float = 0.05,
               iterations: int = 5, seed: int = 0, wide_band: float = 0.25) -> Seeds:
     """Box seeds M_B (Eq. 3.2-3.3): GrabCut foreground inside every box, background
@@ -163,6 +158,7 @@ def box_seeds(image: np.ndarray, boxes, background: int = 0, band: float = 0.05,
     Returns:
         Seeds: the seed map (no scores).
 
+    >>> import numpy as np
     >>> from graphseg.seeds import box_seeds
     >>> image = np.zeros((40, 40, 3), dtype=np.uint8); image[12:28, 12:28] = 200
     >>> labels = box_seeds(image, [[3, 8, 8, 32, 32]]).labels
@@ -175,12 +171,13 @@ def box_seeds(image: np.ndarray, boxes, background: int = 0, band: float = 0.05,
             raise ValueError(f"{name} must be in [0, 0.5), got {value}")
     boxes = _check_boxes(boxes, image.shape[:2], background)
     labels = np.full(image.shape[:2], background, dtype=np.uint8)
-    for cls, x1, y1, x2, y2 in _largest_first(boxes):
+    for cls, x1, y1, x2, y2 in boxes[largest_first(boxes)]:
         region = labels[y1:y2, x1:x2]
         if (x2 - x1) * (y2 - y1) < MIN_BOX_AREA:
             region[region == background] = IGNORE
             continue
-        foreground = grabcut_box(image, (x1, y1, x2, y2), iterations, seed)
+        with trusted_inputs():  # the image is checked above
+            foreground = grabcut_box(image, (x1, y1, x2, y2), iterations, seed)
         erosion = band
         if context_ratio((x1, y1, x2, y2), image.shape[:2]) < LOW_CONTEXT:
             erosion = max(band, wide_band)
@@ -219,7 +216,7 @@ def opencv_grabcut(image: np.ndarray, boxes, background: int = 0, iterations: in
     boxes = _check_boxes(boxes, image.shape[:2], background)
     labels = np.full(image.shape[:2], background, dtype=np.uint8)
     bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    for cls, x1, y1, x2, y2 in _largest_first(boxes):
+    for cls, x1, y1, x2, y2 in boxes[largest_first(boxes)]:
         mask = np.zeros(image.shape[:2], np.uint8)
         models = (np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64))
         cv2.setRNGSeed(int(seed))
@@ -258,7 +255,7 @@ def fuse_box_cam(box_labels: np.ndarray, boxes, cam_labels: np.ndarray,
     cam_labels = check_seed_map(cam_labels, "cam_labels", box_labels.shape)
     boxes = _check_boxes(boxes, box_labels.shape, background)
     fused = np.full(box_labels.shape, IGNORE, dtype=np.uint8)
-    for cls, x1, y1, x2, y2 in _largest_first(boxes):
+    for cls, x1, y1, x2, y2 in boxes[largest_first(boxes)]:
         if cls not in cam_labels[y1:y2, x1:x2]:
             mine = box_labels[y1:y2, x1:x2] == cls
             fused[y1:y2, x1:x2][mine] = cls

@@ -1,18 +1,39 @@
-"""Input validation with errors that name the offending argument.
+"""Input validation with errors that name the offending argument: the one check
+vocabulary of graphseg.
 
 These checks run at the public entry points so that a bad input fails early with
 a message saying which argument was wrong and what was expected, instead of a
-shape error deep inside a kernel.
+shape error deep inside a kernel.  A public function that has validated its inputs
+and goes on to call other public functions (``propagate`` calls the seed rules,
+the features, the pipeline and the CRF) runs them inside :func:`trusted_inputs`:
+there the array checks (:func:`check_image`, :func:`check_seed_map`,
+:func:`check_probabilities`) skip their scans and only convert, so a photo is
+validated once, not at every hop.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+import contextlib
+import contextvars
+from typing import Iterator, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from graphseg.utils.constants import IGNORE
+
+_TRUSTED = contextvars.ContextVar("graphseg_trusted_inputs", default=False)
+
+
+@contextlib.contextmanager
+def trusted_inputs() -> Iterator[None]:
+    """Within the block the array checks trust their input (see the module notes);
+    for public functions whose inputs are already validated, never for user data."""
+    token = _TRUSTED.set(True)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
 
 
 def check_tensor(value, name: str) -> Tensor:
@@ -100,6 +121,12 @@ def as_index_map(value, name: str) -> Tensor:
 def check_image(image, name: str = "image") -> np.ndarray:
     """An ``(H, W, 3)`` uint8 RGB array, C-contiguous and writable (a copy when it
     was not: pydensecrf and torch refuse read-only buffers such as PIL's)."""
+    if not _TRUSTED.get():
+        _validate_image(image, name)
+    return np.require(image, requirements=["C", "W"])
+
+
+def _validate_image(image, name: str) -> None:
     if not isinstance(image, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(image).__name__}")
     if image.dtype != np.uint8:
@@ -108,13 +135,14 @@ def check_image(image, name: str = "image") -> np.ndarray:
         raise ValueError(f"{name} must have shape (H, W, 3), got {image.shape}")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"{name} is empty: shape {image.shape}")
-    return np.require(image, requirements=["C", "W"])
 
 
 def check_seed_map(seeds, name: str = "seeds", shape: Optional[Tuple[int, int]] = None,
                    num_classes: Optional[int] = None) -> np.ndarray:
     """An ``(H, W)`` uint8 seed map (255 = unknown), optionally of a given size and
     with every known label below ``num_classes``."""
+    if _TRUSTED.get():
+        return seeds
     if not isinstance(seeds, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(seeds).__name__}")
     if seeds.dtype != np.uint8:
@@ -137,6 +165,13 @@ def check_probabilities(probs, name: str = "probs", shape: Optional[Tuple[int, i
                         atol: float = 1e-3) -> np.ndarray:
     """A ``(C, H, W)`` finite, non-negative float array whose channels sum to 1 at
     every pixel (within ``atol``), as C-contiguous float32."""
+    if not _TRUSTED.get():
+        _validate_probabilities(probs, name, shape, atol)
+    return np.ascontiguousarray(probs, dtype=np.float32)
+
+
+def _validate_probabilities(probs, name: str, shape: Optional[Tuple[int, int]],
+                            atol: float) -> None:
     if not isinstance(probs, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(probs).__name__}")
     if not np.issubdtype(probs.dtype, np.floating):
@@ -156,7 +191,6 @@ def check_probabilities(probs, name: str = "probs", shape: Optional[Tuple[int, i
     if error > atol:
         raise ValueError(f"{name} must sum to 1 over its first axis (classes) at every "
                          f"pixel; worst pixel is off by {error:.3g}")
-    return np.ascontiguousarray(probs, dtype=np.float32)
 
 
 def check_fraction(value, name: str) -> float:
