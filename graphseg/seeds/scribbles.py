@@ -7,9 +7,9 @@ from typing import Optional
 import numpy as np
 import torch
 
-from graphseg.data.classes import IGNORE
 from graphseg.graph import pixels_to_superpixels, superpixel_graph, superpixels_to_pixels
 from graphseg.utils.checks import check_image, check_positive_int, check_seed_map
+from graphseg.utils.constants import IGNORE
 from graphseg.utils.types import Seeds
 
 
@@ -35,6 +35,7 @@ def expand_seeds(image: np.ndarray, seeds: np.ndarray, num_classes: Optional[int
     Returns:
         Seeds: the expanded map (no scores).
 
+    >>> import numpy as np
     >>> from graphseg.seeds import expand_seeds
     >>> image = np.zeros((20, 20, 3), dtype=np.uint8); image[:, 10:] = 255
     >>> scribble = np.full((20, 20), 255, dtype=np.uint8)
@@ -65,6 +66,7 @@ def expand_seeds(image: np.ndarray, seeds: np.ndarray, num_classes: Optional[int
 def merge_seeds(primary: np.ndarray, fallback: np.ndarray) -> Seeds:
     """``primary`` where it is known, else ``fallback`` (section 3.6.1: M_S over M'_I).
 
+    >>> import numpy as np
     >>> from graphseg.seeds import merge_seeds
     >>> merge_seeds(np.array([[1, 255, 255]], np.uint8), np.array([[2, 2, 255]], np.uint8)).labels
     array([[  1,   2, 255]], dtype=uint8)

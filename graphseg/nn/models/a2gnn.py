@@ -5,9 +5,8 @@ from typing import NamedTuple
 
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.typing import Adj, OptTensor
-
 from torch_geometric.nn import AGNNConv, GATConv, GCNConv
+from torch_geometric.typing import Adj, OptTensor
 
 from graphseg.graph.adjacency import CSRAdjacency, GridAdjacency
 from graphseg.nn.conv.affinity_attention_conv import AffinityAttentionConv
@@ -67,6 +66,9 @@ class A2GNN(nn.Module):
           features :math:`(N, \text{hidden})`.
 
     Example:
+        >>> import torch
+        >>> from graphseg.graph import image_to_graph
+        >>> from graphseg.nn import A2GNN
         >>> model = A2GNN(in_channels=32, num_classes=2)
         >>> data = image_to_graph(torch.rand(32, 10, 10), radius=2)
         >>> logits, features = model(data.x, data.edge_index, data.edge_weight)
