@@ -30,16 +30,16 @@ stuff = background_lookup(val.background)  # building, grass, tree, sky, ... -> 
 config = A2GNNConfig.release("points", hidden_channels=args.hidden,
                              stage1_epochs=args.epochs[0], stage2_epochs=args.epochs[1])
 
-total = ConfusionMatrix(len(val.classes))
+total = ConfusionMatrix(len(val.class_names))
 picks = np.linspace(0, len(val) - 1, min(args.limit, len(val))).round().astype(int)
 for i in picks:  # val is sorted by class: spread the picks
     sample = val.load(val.names[i])
     gt = stuff[sample.label]  # 255 = void, ignored
     points = stuff[points_from_labels(sample.label, seed=args.seed + int(i))]
-    out = propagate(sample.image, points, "points", num_classes=len(val.classes),
+    out = propagate(sample.image, points, "points", num_classes=len(val.class_names),
                     config=config, features=args.features, seed=args.seed)
     total.update(out.labels, gt)
-    single = ConfusionMatrix(len(val.classes)).update(out.labels, gt).miou()
+    single = ConfusionMatrix(len(val.class_names)).update(out.labels, gt).miou()
     print(f"{sample.name:<9} IoU {single:.3f}  ({int((points != 255).sum())} clicked pixels, "
           f"{out.seconds['total']:.1f} s)")
 print(f"mIoU (pooled over {len(picks)} images, stuff = background): {total.miou():.3f}")

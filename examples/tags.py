@@ -32,7 +32,7 @@ root = kit_root() / "msrc_v2"
 if not root.is_dir():
     sys.exit(f"MSRC-v2 data kit not found at {root} (set GRAPHSEG_DATA)")
 val, train = MSRCDataset(root, "val"), MSRCDataset(root, "train")
-objects = [c for c in range(len(val.classes)) if c not in val.background]
+objects = [c for c in range(len(val.class_names)) if c not in val.background]
 path = Path(args.workdir) / f"espnetv2_cam_msrc_{args.cam_images}_{args.cam_epochs}.pt"
 if path.is_file():
     cam = load_classifier(path)
@@ -47,15 +47,15 @@ stuff = background_lookup(val.background)  # building, grass, tree, sky, ... -> 
 config = A2GNNConfig.release("tags", hidden_channels=args.hidden,
                              stage1_epochs=args.epochs[0], stage2_epochs=args.epochs[1])
 
-total = ConfusionMatrix(len(val.classes))
+total = ConfusionMatrix(len(val.class_names))
 picks = np.linspace(0, len(val) - 1, min(args.limit, len(val))).round().astype(int)
 for i in picks:
     sample = val.load(val.names[i])
     gt = stuff[sample.label]
-    out = propagate(sample.image, sample.tags, "tags", num_classes=len(val.classes), cam=cam,
+    out = propagate(sample.image, sample.tags, "tags", num_classes=len(val.class_names), cam=cam,
                     config=config)
     total.update(out.labels, gt)
-    single = ConfusionMatrix(len(val.classes)).update(out.labels, gt).miou()
-    tags = ", ".join(val.classes[t] for t in sample.tags)
+    single = ConfusionMatrix(len(val.class_names)).update(out.labels, gt).miou()
+    tags = ", ".join(val.class_names[t] for t in sample.tags)
     print(f"{sample.name:<9} IoU {single:.3f}  tags: {tags}  ({out.seconds['total']:.1f} s)")
 print(f"mIoU (pooled over {len(picks)} images, stuff = background): {total.miou():.3f}")

@@ -95,7 +95,7 @@ def draw_weak_labels(image: np.ndarray, seeds: Optional[np.ndarray] = None, boxe
 def render_panels(image: np.ndarray, seeds: Optional[np.ndarray] = None, boxes=None,
                   prediction: Optional[np.ndarray] = None,
                   ground_truth: Optional[np.ndarray] = None,
-                  classes: Optional[Sequence[str]] = None, alpha: float = 0.5) -> np.ndarray:
+                  class_names: Optional[Sequence[str]] = None, alpha: float = 0.5) -> np.ndarray:
     """Image, weak labels, prediction and ground truth side by side, with a legend.
 
     Panels for missing inputs are left out.  The legend lists every class that
@@ -129,13 +129,13 @@ def render_panels(image: np.ndarray, seeds: Optional[np.ndarray] = None, boxes=N
             present.update(int(c) for c in np.unique(value) if c != IGNORE)
     if boxes is not None and len(boxes):
         present.update(int(c) for c in np.asarray(boxes)[:, 0])
-    return _compose(panels, sorted(present), classes)
+    return _compose(panels, sorted(present), class_names)
 
 
-def _compose(panels, present: Sequence[int], classes: Optional[Sequence[str]]) -> np.ndarray:
+def _compose(panels, present: Sequence[int], class_names: Optional[Sequence[str]]) -> np.ndarray:
     height, width = panels[0][1].shape[:2]
     font, colours = _font(), voc_colormap()
-    names = [classes[c] if classes is not None and c < len(classes) else str(c)
+    names = [class_names[c] if class_names is not None and c < len(class_names) else str(c)
              for c in present]
     entries = [(tuple(colours[c].tolist()), name) for c, name in zip(present, names)]
     total_width = len(panels) * width + (len(panels) - 1) * _GAP

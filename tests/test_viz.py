@@ -13,7 +13,8 @@ def test_panels_on_a_grabcut_sample(tmp_path):
     seeds = scribbles_from_labels(sample.label)
     h, w = sample.shape
     save_panels(tmp_path / "teddy.png", sample.image, seeds=seeds, boxes=sample.boxes,
-                prediction=sample.label, ground_truth=sample.label, classes=dataset.classes)
+                prediction=sample.label, ground_truth=sample.label,
+                class_names=dataset.class_names)
     picture = read_image(tmp_path / "teddy.png")
     assert picture.shape[1] == 4 * w + 3 * 6 and picture.shape[0] > h
     # the first panel is the photo itself, below the title bar

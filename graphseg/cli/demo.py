@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
             row[kind] = object_iou(result.labels, sample.label)
             weak = {"boxes": sample.boxes} if kind == "boxes" else {"seeds": annotation}
             save_panels(out / f"{name}_{kind}.png", sample.image, prediction=result.labels,
-                        ground_truth=sample.label, classes=dataset.classes, **weak)
+                        ground_truth=sample.label, class_names=dataset.class_names, **weak)
         row["grabcut"] = object_iou(opencv_grabcut(sample.image, sample.boxes, seed=args.seed),
                                     sample.label)
         row["seconds"] = time.perf_counter() - start

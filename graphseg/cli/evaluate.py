@@ -28,19 +28,19 @@ def resolve_gt(root: Path) -> Tuple[Path, bool, Optional[Path]]:
     """``(label folder, binary masks?, classes file or None)`` for a ``--gt`` argument."""
     for sub, binary in (("labels", False), ("SegmentationClass", False), ("masks", True)):
         if (root / sub).is_dir():
-            classes = root / "classes.txt"
-            return root / sub, binary, classes if classes.is_file() else None
-    classes = root / "classes.txt"
-    return root, False, classes if classes.is_file() else None
+            class_names = root / "classes.txt"
+            return root / sub, binary, class_names if class_names.is_file() else None
+    class_names = root / "classes.txt"
+    return root, False, class_names if class_names.is_file() else None
 
 
-def parse_background(text: str, classes: Optional[Sequence[str]]) -> Optional[Tuple[int, ...]]:
+def parse_background(text: str, class_names: Optional[Sequence[str]]) -> Optional[Tuple[int, ...]]:
     """``--background``: ``none``, ``auto``, or comma-separated class ids."""
     if text == "none":
         return None
     if text == "auto":
-        if classes and set(MSRC_STUFF) <= set(classes):
-            return tuple(classes.index(name) for name in MSRC_STUFF)
+        if class_names and set(MSRC_STUFF) <= set(class_names):
+            return tuple(class_names.index(name) for name in MSRC_STUFF)
         return (0,)
     try:
         return tuple(int(v) for v in text.split(","))
@@ -70,10 +70,10 @@ def run(args: argparse.Namespace) -> int:
     gt_dir, binary, classes_file = resolve_gt(gt_root)
     # the classes file of --gt is read as if it had been given as --classes
     with reading("--classes"):
-        classes = read_classes(args.classes or classes_file) \
+        class_names = read_classes(args.classes or classes_file) \
             if (args.classes or classes_file) else None
-    background = parse_background(args.background, classes)
-    num_classes = args.num_classes or (len(classes) if classes else None)
+    background = parse_background(args.background, class_names)
+    num_classes = args.num_classes or (len(class_names) if class_names else None)
     if binary and num_classes is None:
         num_classes = 2
     with reading("--split"):
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         failures.attempt(name, lambda: score(name))
     evaluated = len(names) - len(failures.items)
-    summary = confusion.summary(classes, background)
+    summary = confusion.summary(class_names, background)
     summary.update(images=evaluated, failed=[{"name": n, "error": e} for n, e in failures.items],
                    pred=str(pred_dir), gt=str(gt_dir))
     print(format_table(summary))

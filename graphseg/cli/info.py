@@ -7,6 +7,7 @@ import platform
 from typing import Dict, Tuple
 
 from graphseg import __version__
+
 # the stack's versions and the benchmarks' machine report (cpu_model and machine are
 # re-exported: they used to live here)
 from graphseg.utils.env import PACKAGES, cpu_model, machine  # noqa: F401

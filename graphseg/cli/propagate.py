@@ -58,7 +58,7 @@ _STATE: Dict[str, object] = {}
 def _annotation(options: dict, name: str, shape):
     kind, source = options["kind"], Path(options["source"])
     if kind == "boxes":
-        return read_boxes(source, name, options["classes"], shape)
+        return read_boxes(source, name, options["class_names"], shape)
     if kind == "tags":
         if name not in options["tags"]:
             raise FileNotFoundError(f"{source}: no tags for this image")
@@ -104,8 +104,8 @@ def _num_classes(args, options: dict, names: List[str]) -> int:
     id + 1."""
     if args.num_classes:
         return args.num_classes
-    if options["classes"]:
-        return len(options["classes"])
+    if options["class_names"]:
+        return len(options["class_names"])
     if options["cam_model"] is not None:
         return max(max(options["cam_model"].classes), args.background) + 1
     largest = args.background
@@ -154,11 +154,11 @@ def run(args: argparse.Namespace) -> int:
     if not names:
         raise UsageError(f"--images {images_dir}: no images")
     with reading("--classes"):
-        classes = read_classes(args.classes) if args.classes else None
+        class_names = read_classes(args.classes) if args.classes else None
     tags, cam = None, args.cam
     if kind == "tags":
         with reading("--tags"):
-            tags = read_tags(source, names, classes)
+            tags = read_tags(source, names, class_names)
         if not cam:
             if world > 1:
                 raise UsageError("under torchrun, train the CAM classifier first (graphseg "
@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     if args.lr:
         overrides["lr"] = args.lr
     options = {"images": str(images_dir), "source": str(source), "kind": kind,
-               "classes": classes, "tags": tags, "cam": cam,
+               "class_names": class_names, "tags": tags, "cam": cam,
                "propagator": propagator, "config": A2GNNConfig.release(kind, **overrides),
                "features": args.features, "affinity": args.affinity,
                "stride": args.stride, "radius": args.radius, "fusion": args.fusion,
@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     manifest_path = out / ("manifest.json" if world == 1 else f"manifest.rank{rank}.json")
     manifest = _load_manifest(manifest_path)
     manifest.update(command=["graphseg", *sys.argv[1:]], rank=rank, world_size=world,
-                    options={k: v for k, v in options.items() if k not in ("tags", "classes")}
+                    options={k: v for k, v in options.items() if k not in ("tags", "class_names")}
                     | {"config": asdict(options["config"])},
                     stack=collect()["versions"], started=time.strftime("%Y-%m-%dT%H:%M:%S"))
     images = manifest.setdefault("images", {})

@@ -103,12 +103,12 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     names = stems(images_dir)
     with reading("--classes"):
-        classes = read_classes(args.classes) if args.classes else None
-    num_classes = len(classes) if classes else None
+        class_names = read_classes(args.classes) if args.classes else None
+    num_classes = len(class_names) if class_names else None
     model, tags = None, None
     if kind == "tags":
         with reading("--tags"):
-            tags = read_tags(source, names, classes)
+            tags = read_tags(source, names, class_names)
         if args.cam:
             with reading("--cam"):
                 model = load_classifier(args.cam)
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         target = out / f"{name}.png"
         image = read_image(find_file(images_dir, name))
         if kind == "boxes":
-            seeds = box_seeds(image, read_boxes(source, name, classes, image.shape[:2]),
+            seeds = box_seeds(image, read_boxes(source, name, class_names, image.shape[:2]),
                               args.background, args.band, seed=args.seed,
                               wide_band=args.wide_band)
         elif kind == "tags":

@@ -22,16 +22,16 @@ def run(args: argparse.Namespace) -> int:
     with reading("--image"):
         image = read_image(args.image)
     with reading("--classes"):
-        classes = read_classes(args.classes) if args.classes else None
+        class_names = read_classes(args.classes) if args.classes else None
     boxes = None
     if args.boxes:
         xml = Path(args.boxes).suffix.lower() == ".xml"
-        if xml and classes is None:
+        if xml and class_names is None:
             raise UsageError(f"--boxes {args.boxes}: a VOC XML file needs --classes to map "
                              "names")
         with reading("--boxes"):
-            boxes = read_voc_xml(args.boxes, classes, image.shape[:2]) if xml \
-                else read_boxes_json(args.boxes, classes, image.shape[:2])
+            boxes = read_voc_xml(args.boxes, class_names, image.shape[:2]) if xml \
+                else read_boxes_json(args.boxes, class_names, image.shape[:2])
     maps = {}
     for key in ("seeds", "pred", "gt"):
         path = getattr(args, key)
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if args.binary_gt and "gt" in maps:
         maps["gt"] = (maps["gt"] > 127).astype(np.uint8)
     save_panels(args.out, image, seeds=maps.get("seeds"), boxes=boxes,
-                prediction=maps.get("pred"), ground_truth=maps.get("gt"), classes=classes,
+                prediction=maps.get("pred"), ground_truth=maps.get("gt"), class_names=class_names,
                 alpha=args.alpha)
     print(f"wrote {args.out}")
     return 0

@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     with reading("--from"):
         dataset = open_dataset(args.source, args.split, args.layout)
     out, failures = Path(args.out), Failures()
-    classes = dataset.classes or None
-    quality = SeedQuality(len(classes) if classes else None)
+    class_names = dataset.class_names or None
+    quality = SeedQuality(len(class_names) if class_names else None)
 
     def one(name: str) -> None:
         sample = dataset.load(name)
@@ -65,17 +65,17 @@ def run(args: argparse.Namespace) -> int:
             write_label_png(out / f"{name}.png", value)
             quality.update(value, sample.label, name)
         elif args.kind == "tags":
-            write_tags_json(out / f"{name}.json", value, classes)
+            write_tags_json(out / f"{name}.json", value, class_names)
         elif args.format == "xml":
-            write_voc_xml(out / f"{name}.xml", value, dataset.classes, sample.shape,
+            write_voc_xml(out / f"{name}.xml", value, dataset.class_names, sample.shape,
                           f"{name}.jpg")
         else:
-            write_boxes_json(out / f"{name}.json", value, classes)
+            write_boxes_json(out / f"{name}.json", value, class_names)
 
     for name in dataset.names:
         failures.attempt(name, lambda: one(name))
-    if classes:
-        write_text(out / "classes.txt", "\n".join(classes) + "\n")
+    if class_names:
+        write_text(out / "classes.txt", "\n".join(class_names) + "\n")
     done = len(dataset) - len(failures.items)
     print(f"{args.kind}: wrote {done} files to {out} from {dataset!r} (seed {args.seed})")
     if args.kind in ("points", "scribbles") and done:

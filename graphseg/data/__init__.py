@@ -52,7 +52,6 @@ from graphseg.data.weak_labels import (
 )
 from graphseg.utils.constants import IGNORE
 
-
 __all__ = [
     "GRABCUT_CLASSES", "IGNORE", "LAYOUTS", "MSRC_STUFF", "VOC_CLASSES",
     "GrabCutDataset", "ImageDataset", "MSRCDataset", "MaskFolderDataset", "Sample",

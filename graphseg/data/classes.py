@@ -44,9 +44,9 @@ def read_classes(path: Union[str, Path]) -> Tuple[str, ...]:
     return names
 
 
-def class_index(classes: Sequence[str]) -> Dict[str, int]:
+def class_index(class_names: Sequence[str]) -> Dict[str, int]:
     """Map each class name to its index."""
-    return {name: i for i, name in enumerate(classes)}
+    return {name: i for i, name in enumerate(class_names)}
 
 
 def background_lookup(background: Sequence[int], to: int = 0) -> np.ndarray:

@@ -4,6 +4,7 @@ Samples are read on access, so a dataset of any size costs only its file list.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple
 
@@ -58,12 +59,20 @@ class ImageDataset(Sequence[Sample]):
     Attributes:
         root: the dataset folder.
         names: image stems in order.
-        classes: class names in index order.
+        class_names: class names in index order (``classes`` in 0.1, still readable
+            for one release with a ``DeprecationWarning``).
         background: class indices that play background (for boxes, points, tags).
     """
 
-    classes: Tuple[str, ...] = ()
+    class_names: Tuple[str, ...] = ()
     background: Tuple[int, ...] = (0,)
+
+    @property
+    def classes(self) -> Tuple[str, ...]:
+        warnings.warn("ImageDataset.classes is now class_names (ids are classes, names are "
+                      "class_names); the old name goes in the next release",
+                      DeprecationWarning, stacklevel=2)
+        return self.class_names
 
     def __init__(self, root, names: Sequence[str]):
         self.root = Path(root)

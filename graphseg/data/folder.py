@@ -29,11 +29,11 @@ class MaskFolderDataset(ImageDataset):
     """
 
     def __init__(self, root, images: str = "images", masks: str = "masks",
-                 binary: bool = False, classes: Optional[Sequence[str]] = None):
+                 binary: bool = False, class_names: Optional[Sequence[str]] = None):
         super().__init__(root, stems(Path(root) / images))
         self.images, self.masks, self.binary = images, masks, binary
         default = ("background", "object") if binary else ()
-        self.classes = tuple(classes) if classes else default
+        self.class_names = tuple(class_names) if class_names else default
 
     def load(self, name: str) -> Sample:
         image, label = read_pair(find_file(self.root / self.images, name),
@@ -41,4 +41,4 @@ class MaskFolderDataset(ImageDataset):
         if self.binary:
             label = (label > 127).astype(np.uint8)
         return Sample(name, image, label, tags=tags_from_labels(label, self.background),
-                      classes=self.classes)
+                      class_names=self.class_names)

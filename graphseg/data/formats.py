@@ -34,24 +34,25 @@ from graphseg.utils.io import atomic_open, read_label_map, write_json, write_png
 PathLike = Union[str, Path]
 
 
-def _resolve(label, classes: Optional[Sequence[str]], source: str) -> int:
+def _resolve(label, class_names: Optional[Sequence[str]], source: str) -> int:
     if isinstance(label, bool) or not isinstance(label, (int, str)):
         raise ValueError(f"{source}: label must be a class index or name, got {label!r}")
     if isinstance(label, str):
-        if classes is None:
+        if class_names is None:
             raise ValueError(f"{source}: label {label!r} is a name; pass the classes file "
                              "to resolve names")
-        index = class_index(classes).get(label)
+        index = class_index(class_names).get(label)
         if index is None:
-            raise ValueError(f"{source}: unknown class {label!r}; known: {', '.join(classes)}")
+            raise ValueError(f"{source}: unknown class {label!r}; known: "
+                             f"{', '.join(class_names)}")
         return index
-    if label < 0 or label >= IGNORE or (classes is not None and label >= len(classes)):
-        top = len(classes) - 1 if classes is not None else IGNORE - 1
+    if label < 0 or label >= IGNORE or (class_names is not None and label >= len(class_names)):
+        top = len(class_names) - 1 if class_names is not None else IGNORE - 1
         raise ValueError(f"{source}: class index {label} outside 0..{top}")
     return label
 
 
-def read_boxes_json(path: PathLike, classes: Optional[Sequence[str]] = None,
+def read_boxes_json(path: PathLike, class_names: Optional[Sequence[str]] = None,
                     shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
     """Read a boxes JSON file.
 
@@ -75,23 +76,23 @@ def read_boxes_json(path: PathLike, classes: Optional[Sequence[str]] = None,
         if (not isinstance(box, list) or len(box) != 4
                 or not all(isinstance(v, (int, float)) for v in box)):
             raise ValueError(f"{where}: expected \"box\": [x1, y1, x2, y2] numbers, got {box!r}")
-        rows.append([_resolve(entry.get("label"), classes, where), *box])
+        rows.append([_resolve(entry.get("label"), class_names, where), *box])
     boxes = np.array(rows, dtype=np.float64).reshape(-1, 5)
     return check_boxes(boxes, shape, str(path))
 
 
-def write_boxes_json(path: PathLike, boxes, classes: Optional[Sequence[str]] = None) -> None:
+def write_boxes_json(path: PathLike, boxes, class_names: Optional[Sequence[str]] = None) -> None:
     """Write ``(N, 5)`` boxes as JSON (atomically); adds ``"name"`` when classes are known."""
     entries = []
     for row in np.asarray(boxes, dtype=np.int64).reshape(-1, 5).tolist():
         entry = {"label": row[0], "box": row[1:]}
-        if classes is not None:
-            entry["name"] = classes[row[0]]
+        if class_names is not None:
+            entry["name"] = class_names[row[0]]
         entries.append(entry)
     write_json(path, entries)
 
 
-def read_voc_xml(path: PathLike, classes: Sequence[str],
+def read_voc_xml(path: PathLike, class_names: Sequence[str],
                  shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
     """Read the boxes of a PASCAL VOC annotation XML.
 
@@ -123,13 +124,13 @@ def read_voc_xml(path: PathLike, classes: Sequence[str],
         except (AttributeError, TypeError, ValueError) as error:
             raise ValueError(f"{where}: needs <bndbox> with numeric xmin ymin xmax ymax") \
                 from error
-        label = _resolve((obj.findtext("name") or "").strip(), classes, where)
+        label = _resolve((obj.findtext("name") or "").strip(), class_names, where)
         rows.append([label, round(corners[0]) - 1, round(corners[1]) - 1,
                      round(corners[2]), round(corners[3])])
     return check_boxes(np.array(rows).reshape(-1, 5), shape, str(path))
 
 
-def write_voc_xml(path: PathLike, boxes, classes: Sequence[str], shape: Tuple[int, int],
+def write_voc_xml(path: PathLike, boxes, class_names: Sequence[str], shape: Tuple[int, int],
                   filename: str) -> None:
     """Write boxes as a PASCAL VOC annotation XML (atomically).
 
@@ -148,7 +149,7 @@ def write_voc_xml(path: PathLike, boxes, classes: Sequence[str], shape: Tuple[in
     ET.SubElement(root, "segmented").text = "1"
     for label, x1, y1, x2, y2 in np.asarray(boxes, dtype=np.int64).reshape(-1, 5).tolist():
         obj = ET.SubElement(root, "object")
-        ET.SubElement(obj, "name").text = classes[label]
+        ET.SubElement(obj, "name").text = class_names[label]
         ET.SubElement(obj, "difficult").text = "0"
         box = ET.SubElement(obj, "bndbox")
         for key, value in (("xmin", x1 + 1), ("ymin", y1 + 1), ("xmax", x2), ("ymax", y2)):
@@ -192,25 +193,25 @@ def read_seeds(path: PathLike, num_classes: Optional[int] = None) -> np.ndarray:
 
 
 def write_tags_json(path: PathLike, tags: Sequence[int],
-                    classes: Optional[Sequence[str]] = None) -> None:
+                    class_names: Optional[Sequence[str]] = None) -> None:
     """Write image-level tags as ``{"tags": [...], "names": [...]}`` (atomically)."""
     value = {"tags": [int(t) for t in tags]}
-    if classes is not None:
-        value["names"] = [classes[t] for t in value["tags"]]
+    if class_names is not None:
+        value["names"] = [class_names[t] for t in value["tags"]]
     write_json(path, value)
 
 
-def read_tags_json(path: PathLike, classes: Optional[Sequence[str]] = None) -> Tuple[int, ...]:
+def read_tags_json(path: PathLike, class_names: Optional[Sequence[str]] = None) -> Tuple[int, ...]:
     """Read image-level tags written by :func:`write_tags_json` (indices or names)."""
     path = Path(path)
     value = _read_json(path, "tags")
     if not isinstance(value, dict) or not isinstance(value.get("tags"), list):
         raise ValueError(f"{path}: expected {{\"tags\": [class, ...]}}")
-    return tuple(sorted(_resolve(t, classes, str(path)) for t in value["tags"]))
+    return tuple(sorted(_resolve(t, class_names, str(path)) for t in value["tags"]))
 
 
 
-def read_boxes(folder: PathLike, stem: str, classes: Optional[Sequence[str]] = None,
+def read_boxes(folder: PathLike, stem: str, class_names: Optional[Sequence[str]] = None,
                shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
     """Read the boxes of image ``stem`` from an annotation folder.
 
@@ -231,13 +232,13 @@ def read_boxes(folder: PathLike, stem: str, classes: Optional[Sequence[str]] = N
     json_path, txt_path = folder / f"{stem}.json", folder / f"{stem}.txt"
     if txt_path.is_file() and not json_path.is_file():
         return check_boxes(read_box_txt(txt_path), shape, str(txt_path))
-    if json_path.is_file() or classes is None:
-        return read_boxes_json(json_path, classes, shape)
-    return read_voc_xml(folder / f"{stem}.xml", classes, shape)
+    if json_path.is_file() or class_names is None:
+        return read_boxes_json(json_path, class_names, shape)
+    return read_voc_xml(folder / f"{stem}.xml", class_names, shape)
 
 
 def read_tags(path: PathLike, stems: Optional[Sequence[str]] = None,
-              classes: Optional[Sequence[str]] = None) -> Dict[str, Tuple[int, ...]]:
+              class_names: Optional[Sequence[str]] = None) -> Dict[str, Tuple[int, ...]]:
     """Read the image-level tags of many images: ``{stem: sorted class ids}``.
 
     Args:
@@ -255,14 +256,14 @@ def read_tags(path: PathLike, stems: Optional[Sequence[str]] = None,
     if path.is_dir():
         if stems is None:
             stems = sorted(p.stem for p in path.glob("*.json"))
-        return {stem: read_tags_json(path / f"{stem}.json", classes) for stem in stems
+        return {stem: read_tags_json(path / f"{stem}.json", class_names) for stem in stems
                 if (path / f"{stem}.json").is_file()}
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such tags file or folder")
     value = _read_json(path, "tags")
     if not isinstance(value, dict) or not all(isinstance(v, list) for v in value.values()):
         raise ValueError(f'{path}: expected {{"STEM": [class, ...], ...}}')
-    return {stem: tuple(sorted(_resolve(t, classes, f"{path} {stem!r}") for t in tags))
+    return {stem: tuple(sorted(_resolve(t, class_names, f"{path} {stem!r}") for t in tags))
             for stem, tags in value.items()}
 
 def _read_json(path: Path, what: str):

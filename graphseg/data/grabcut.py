@@ -42,7 +42,7 @@ class GrabCutDataset(ImageDataset):
         root: folder with ``images/``, ``masks/``, ``boxes/`` (and ``scribbles*/``).
     """
 
-    classes = GRABCUT_CLASSES
+    class_names = GRABCUT_CLASSES
 
     def __init__(self, root):
         super().__init__(root, stems(Path(root) / "images"))
@@ -52,7 +52,7 @@ class GrabCutDataset(ImageDataset):
                                 self.root / "masks" / f"{name}.png")
         box = read_box_txt(self.root / "boxes" / f"{name}.txt")
         return Sample(name, image, (mask > 127).astype(np.uint8), boxes=box, tags=(1,),
-                      classes=self.classes)
+                      class_names=self.class_names)
 
     def scribbles(self, name: str, annotator: int = 1) -> np.ndarray:
         """Human scribbles of ``annotator`` (1 or 2) as a seed map.

@@ -33,11 +33,11 @@ class MSRCDataset(ImageDataset):
         names = (read_split(root / "splits" / f"{split}.txt") if split
                  else stems(root / "labels", (".png",)))
         super().__init__(root, names)
-        self.classes = read_classes(root / "classes.txt")
-        self.background = tuple(self.classes.index(name) for name in MSRC_STUFF)
+        self.class_names = read_classes(root / "classes.txt")
+        self.background = tuple(self.class_names.index(name) for name in MSRC_STUFF)
 
     def load(self, name: str) -> Sample:
         image, label = read_pair(self.root / "images" / f"{name}.jpg",
                                  self.root / "labels" / f"{name}.png")
         return Sample(name, image, label, tags=tags_from_labels(label, self.background),
-                      classes=self.classes)
+                      class_names=self.class_names)

@@ -95,7 +95,7 @@ class Sample:
             1..254 instances, 255 = ignore), or ``None``.
         boxes: ``(N, 5)`` int64 ``(class, x1, y1, x2, y2)``, half-open pixel boxes.
         tags: sorted class indices present in the image (image-level labels).
-        classes: class names in index order (empty when unknown).
+        class_names: class names in index order (empty when unknown).
     """
 
     name: str
@@ -104,7 +104,7 @@ class Sample:
     instances: Optional[np.ndarray] = None
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 5), dtype=np.int64))
     tags: Tuple[int, ...] = ()
-    classes: Tuple[str, ...] = ()
+    class_names: Tuple[str, ...] = ()
 
     def __post_init__(self):
         if (not isinstance(self.image, np.ndarray) or self.image.dtype != np.uint8
@@ -122,7 +122,7 @@ class Sample:
                                  f"{value.shape}")
         self.boxes = check_boxes(self.boxes, self.image.shape[:2], f"{self.name} boxes")
         self.tags = tuple(sorted(int(t) for t in self.tags))
-        self.classes = tuple(self.classes)
+        self.class_names = tuple(self.class_names)
 
     @property
     def shape(self) -> Tuple[int, int]:

@@ -35,12 +35,12 @@ class VOCDataset(ImageDataset):
     """
 
     def __init__(self, root, split: Optional[str] = None,
-                 classes: Sequence[str] = VOC_CLASSES):
+                 class_names: Sequence[str] = VOC_CLASSES):
         root = Path(root)
         names = (read_split(root / "ImageSets" / "Segmentation" / f"{split}.txt")
                  if split else stems(root / "SegmentationClass", (".png",)))
         super().__init__(root, names)
-        self.classes = tuple(classes)
+        self.class_names = tuple(class_names)
 
     def load(self, name: str) -> Sample:
         image, label = read_pair(self.root / "JPEGImages" / f"{name}.jpg",
@@ -51,12 +51,12 @@ class VOCDataset(ImageDataset):
             raise ValueError(f"{objects}: instance map size {instances.shape} differs from "
                              f"the class map's {label.shape}")
         xml = self.root / "Annotations" / f"{name}.xml"
-        boxes = read_voc_xml(xml, self.classes, image.shape[:2]) if xml.is_file() else ()
+        boxes = read_voc_xml(xml, self.class_names, image.shape[:2]) if xml.is_file() else ()
         return Sample(name, image, label, instances, boxes,
-                      tags_from_labels(label, self.background), self.classes)
+                      tags_from_labels(label, self.background), self.class_names)
 
 
-def write_voc_sample(root, sample: Sample, classes: Sequence[str] = VOC_CLASSES) -> None:
+def write_voc_sample(root, sample: Sample, class_names: Sequence[str] = VOC_CLASSES) -> None:
     """Write a sample into a VOC-style folder (every file atomically).
 
     Writes ``JPEGImages/STEM.jpg`` (quality 95), ``SegmentationClass/STEM.png`` and,
@@ -73,7 +73,7 @@ def write_voc_sample(root, sample: Sample, classes: Sequence[str] = VOC_CLASSES)
     if sample.instances is not None:
         write_label_png(root / "SegmentationObject" / f"{sample.name}.png", sample.instances)
     if len(sample.boxes):
-        write_voc_xml(root / "Annotations" / f"{sample.name}.xml", sample.boxes, classes,
+        write_voc_xml(root / "Annotations" / f"{sample.name}.xml", sample.boxes, class_names,
                       sample.shape, f"{sample.name}.jpg")
 
 

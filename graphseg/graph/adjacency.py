@@ -153,10 +153,12 @@ class GridAdjacency:
 
     @classmethod
     def from_data(cls, data) -> "GridAdjacency":
-        """From the :class:`~torch_geometric.data.Data` of :func:`~graphseg.graph.image_to_graph`."""
+        """From the :class:`~torch_geometric.data.Data` of
+        :func:`~graphseg.graph.image_to_graph`."""
         for key in ("grid_size", "radius", "window"):
             if key not in data:
-                raise ValueError(f"data has no '{key}': it is not a grid graph from image_to_graph")
+                raise ValueError(f"data has no '{key}': it is not a grid graph from "
+                                 "image_to_graph")
         return cls.from_edge_index(data.edge_index, data.get("edge_weight"), data.grid_size,
                                    data.radius, data.window)
 

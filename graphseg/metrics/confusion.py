@@ -148,16 +148,16 @@ class ConfusionMatrix:
                 scores.append(tp / union)
         return float(np.mean(scores)) if scores else float("nan")
 
-    def summary(self, classes: Optional[Sequence[str]] = None,
+    def summary(self, class_names: Optional[Sequence[str]] = None,
                 background: Optional[Sequence[int]] = (0,)) -> Dict[str, object]:
         """Everything as a JSON-serialisable dict (NaN written as ``None``).
 
         Args:
-            classes: class names for the per-class entries (default: indices).
+            class_names: class names for the per-class entries (default: indices).
             background: classes merged for FB-IoU; ``None`` leaves FB-IoU out.
         """
-        names = list(classes) if classes is not None else [str(i) for i in
-                                                            range(self.num_classes)]
+        names = list(class_names) if class_names is not None else [str(i) for i in
+                                                                    range(self.num_classes)]
         if len(names) < self.num_classes:
             names += [str(i) for i in range(len(names), self.num_classes)]
 

@@ -149,7 +149,7 @@ def test_read_tags_from_a_folder_or_one_mapping(tmp_path):
     assert read_tags(folder, ["b", "missing"]) == {"b": (1,)}
     mapping = tmp_path / "tags.json"
     mapping.write_text(json.dumps({"a": ["dog", 3], "b": []}))
-    assert read_tags(mapping, classes=VOC_CLASSES) == {"a": (3, 12), "b": ()}
+    assert read_tags(mapping, class_names=VOC_CLASSES) == {"a": (3, 12), "b": ()}
     with pytest.raises(ValueError, match=r"tags.json 'a': label 'dog' is a name"):
         read_tags(mapping)
     mapping.write_text(json.dumps({"a": 3}))

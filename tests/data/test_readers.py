@@ -28,15 +28,15 @@ def test_bundled_sample_reads_without_the_kit():
     scribbles = grabcut.scribbles("llama", 2)
     assert set(np.unique(scribbles)) == {0, 1, 255}
     msrc = open_dataset(sample_root() / "msrc_v2", split="val")
-    assert len(msrc) == 5 and msrc.classes[3] == "cow"
-    assert [msrc.classes[c] for c in msrc.background] == list(MSRC_STUFF)
+    assert len(msrc) == 5 and msrc.class_names[3] == "cow"
+    assert [msrc.class_names[c] for c in msrc.background] == list(MSRC_STUFF)
     cow = msrc.load("1_16_s")
     assert cow.tags == (3,)  # grass is stuff, so only the cow is tagged
 
 
 def test_msrc_val_split_from_the_kit(data_kit):
     dataset = MSRCDataset(data_kit / "msrc_v2", "val")
-    assert len(dataset) == 59 and len(dataset.classes) == 23
+    assert len(dataset) == 59 and len(dataset.class_names) == 23
     sample = dataset[0]
     assert sample.label.dtype == np.uint8 and sample.label.shape == sample.image.shape[:2]
     assert ((sample.label < 23) | (sample.label == 255)).all()

@@ -83,7 +83,7 @@ def test_tags_and_box_fill():
 
 def test_msrc_sample_weak_labels_are_exact(recwarn):
     dataset = open_dataset(sample_root() / "msrc_v2", "val")
-    quality = SeedQuality(len(dataset.classes))
+    quality = SeedQuality(len(dataset.class_names))
     for sample in dataset:
         boxes = boxes_from_labels(sample.label, background=dataset.background)
         assert set(boxes[:, 0].tolist()) <= set(sample.tags)

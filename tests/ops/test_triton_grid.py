@@ -66,7 +66,8 @@ def assert_close(errors: dict, tolerance: float) -> None:
     names = ["out", "alpha", "grad x", "grad weight", "grad w"]
     for case, values in errors.items():
         for name, value in zip(names, values):
-            assert value < tolerance, f"{case}: {name} differs by {value} (relative to max(|value|, 1))"
+            assert value < tolerance, \
+                f"{case}: {name} differs by {value} (relative to max(|value|, 1))"
 
 
 def test_triton_kernels_match_shifts_in_the_interpreter():
