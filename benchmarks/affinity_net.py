@@ -23,8 +23,6 @@ from scratch, and the ESPNetv2 encoder with the kit's PASCAL VOC weights, frozen
 """
 from __future__ import annotations
 
-import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -33,15 +31,24 @@ import numpy as np
 import torch
 from PIL import Image
 
-from graphseg import __version__
 from graphseg.data import GrabCutDataset, kit_root
-from graphseg.data.classes import IGNORE
+from graphseg.utils.constants import IGNORE
 from graphseg.graph import grid_affinity, label_map_to_nodes
 from graphseg.nn.backbones import ESPNetv2Encoder, SmallCNN, load_espnetv2_voc, preprocess
 from graphseg.nn.models import AffinityNet
 from graphseg.seeds import box_seeds
-from graphseg.segmenters import colour_position_features, train_affinity_net
-from graphseg.utils.io import write_json
+from graphseg.propagation import colour_position_features
+from graphseg.training import train_affinity_net
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
+from _common import (  # noqa: E402
+    benchmark_parser,
+    machine,
+    machine_line,
+    missing,
+    torch_threads,
+    write_json,
+)
 
 WEIGHTS = kit_root() / "weights" / "espnetv2_s_2.0_pascal_384x384.pth"
 RADIUS = 4
@@ -182,9 +189,8 @@ def table(rows) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="3 photos at 1/4 size, tiny networks, 2 epochs")
+    parser = benchmark_parser(__doc__, quick="3 photos at 1/4 size, tiny networks, 2 epochs",
+                              seed=0, threads=1)
     parser.add_argument("--backbones", nargs="+",
                         choices=("small", "espnetv2-frozen", "espnetv2-finetune"),
                         default=("small", "espnetv2-frozen", "espnetv2-finetune"))
@@ -199,31 +205,25 @@ def main(argv=None) -> int:
     parser.add_argument("--reg-weight", type=float, default=3.0)
     parser.add_argument("--reg-norm", choices=("nodes", "kernel"), default="nodes")
     parser.add_argument("--sigma-xy", type=float, default=6.0, help="in nodes (default 6)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--weights", default=str(WEIGHTS))
     parser.add_argument("--progress", action="store_true", help="tqdm bars while training")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs = args.espnet_epochs = 2
         args.crop, args.batch_size = min(args.crop, 64), 2
         args.backbones = [b for b in args.backbones if b != "espnetv2-finetune"]
-    torch.set_num_threads(args.threads)
-    if not (kit_root() / "grabcut").is_dir():
-        print(f"error: the data kit is not at {kit_root()}", file=sys.stderr)
+    if missing(kit_root() / "grabcut"):
         return 2
-    start = time.perf_counter()
-    rows = run(args)
+    with torch_threads(args.threads):
+        info = machine()
+        print(machine_line(info))
+        start = time.perf_counter()
+        rows = run(args)
     print(table(rows))
     print(f"GrabCut-13{' (quick)' if args.quick else ''}, box seeds, radius {RADIUS} square "
-          f"window on the stride-8 grid; graphseg {__version__}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} thread(s), {time.perf_counter() - start:.0f} s")
+          f"window on the stride-8 grid; {time.perf_counter() - start:.0f} s")
     if args.json:
-        write_json(args.json, {"rows": rows, "args": vars(args),
-                               "machine": {"python": platform.python_version(),
-                                           "torch": torch.__version__,
-                                           "threads": torch.get_num_threads()}})
+        write_json(args.json, {"rows": rows, "args": vars(args), "machine": info})
     return 0
 
 

@@ -39,8 +39,7 @@ labelled nodes):
   node itself: the thesis' beta = 10 (tuned for image affinities near 1) all but
   switches propagation off here.  beta = 0.5 was chosen first, in AGNN's setup, by
   mean *validation* accuracy of ``ours_similarity`` over seeds 100-102 among
-  {0.5, 1, 3, 10} on both datasets (Cora 81.7 / 81.6 / 77.6 / 62.4 %, CiteSeer
-  73.4 / 73.1 / 71.4 / 58.4 %; 0.5 and 1 are within noise of each other).
+  {0.5, 1, 3, 10} on both datasets.
 
   Settings of ours (``--ours-setup``): ``previous`` is AGNN's setup above (hidden
   16, input dropout 0.5, weight decay 5e-4, ``--agnn-layers`` layers) with beta
@@ -50,34 +49,10 @@ labelled nodes):
   {0.5, 0.8} x weight decay {5e-4, 1e-3} x propagation layers {2, 4} (beta 0.5,
   the dropout before the last layer 0.5, lr 0.01), seeds 100-102 (disjoint from
   the reported seeds 0-9), the protocol below, highest mean validation accuracy
-  wins (ties: the first in grid order).  The test nodes are not even evaluated in ``--select``.
-  Mean validation accuracy (%) on AMD EPYC, best first (previous setup marked *)::
-
-      Cora                               CiteSeer
-      hid drop  wd    layers  val        hid drop  wd    layers  val
-      16  0.8   5e-4  4       82.67      64  0.8   1e-3  4       74.07
-      16  0.8   1e-3  2       82.53      64  0.5   1e-3  4       73.93
-      64  0.8   5e-4  4       82.47      16  0.5   1e-3  4       73.80
-      16  0.8   1e-3  4       82.27      64  0.5   5e-4  4       73.53
-      64  0.5   5e-4  4       82.27      64  0.8   5e-4  4       73.33
-      64  0.8   1e-3  4       82.20      16  0.5   5e-4  4 *     73.33
-      16  0.8   5e-4  2       82.07      16  0.8   1e-3  4       73.33
-      16  0.5   5e-4  2       81.93      64  0.8   1e-3  2       73.27
-      16  0.5   5e-4  4 *     81.80      64  0.5   1e-3  2       73.13
-      16  0.5   1e-3  4       81.73      16  0.8   5e-4  4       73.13
-      64  0.8   5e-4  2       81.67      64  0.5   5e-4  2       73.07
-      64  0.5   1e-3  4       81.60      16  0.8   1e-3  2       73.00
-      64  0.8   1e-3  2       81.60      16  0.5   1e-3  2       72.93
-      16  0.5   1e-3  2       81.53      64  0.8   5e-4  2       72.87
-      64  0.5   5e-4  2       81.40      16  0.8   5e-4  2       72.67
-      64  0.5   1e-3  2       81.40      16  0.5   5e-4  2       72.47
-
-  Stage 1 picked Cora hidden 16, input dropout 0.8, weight decay 5e-4, 4 layers
-  and CiteSeer hidden 64, input dropout 0.8, weight decay 1e-3, 4 layers (beta 0.5
-  on both; ``--ours-setup stage1``).  With 3 seeds the standard deviations are
-  0.2-1.8 points, so most of the differences in these tables are within noise.
-  (A beta = 1 half of the grid was started and abandoned for time; its first
-  points on Cora, 81.3-82.5, were not used.)
+  wins (ties: the first in grid order).  The test nodes are not even evaluated in
+  ``--select``.  Stage 1 picked Cora hidden 16, input dropout 0.8, weight decay 5e-4,
+  4 layers and CiteSeer hidden 64, input dropout 0.8, weight decay 1e-3, 4 layers
+  (beta 0.5 on both; ``--ours-setup stage1``).
 
   Stage 2: every tuned axis of both stage-1 picks sat on an edge of the grid, so
   the grid was extended past those edges (``--grid``), same model, seeds and rule,
@@ -86,34 +61,16 @@ labelled nodes):
   the stage-1 picks are points of the stage-2 grids::
 
       python benchmarks/citation.py --select --datasets Cora --grid hidden=8,16 \
-          dropout=0.8,0.9 weight_decay=2.5e-4,5e-4 layers=4,6           # 17 min
+          dropout=0.8,0.9 weight_decay=2.5e-4,5e-4 layers=4,6
       python benchmarks/citation.py --select --datasets CiteSeer --grid hidden=64,128 \
-          dropout=0.8,0.9 weight_decay=1e-3,2e-3,5e-3 layers=4,6        # 53 min
+          dropout=0.8,0.9 weight_decay=1e-3,2e-3,5e-3 layers=4,6
 
-  Mean validation accuracy (%), the best eight of 16 / 24 points (stage-1 pick
-  marked *; on Intel Xeon, where the stage-1 picks scored 82.67 and 74.13, the
-  second one validation node above stage 1's table: float summation order)::
-
-      Cora                               CiteSeer
-      hid drop  wd      layers  val      hid drop  wd    layers  val
-      16  0.9   5e-4    4       82.80    128 0.8   2e-3  4       74.20
-      16  0.8   5e-4    4 *     82.67    64  0.8   1e-3  4 *     74.13
-      16  0.9   2.5e-4  6       82.53    64  0.9   1e-3  6       74.13
-      16  0.9   5e-4    6       82.53    128 0.9   2e-3  6       74.07
-      16  0.8   2.5e-4  6       82.33    64  0.9   1e-3  4       73.93
-      16  0.8   5e-4    6       82.33    64  0.9   2e-3  4       73.87
-      16  0.8   2.5e-4  4       82.20    64  0.8   2e-3  4       73.73
-      16  0.9   2.5e-4  4       82.20    128 0.9   2e-3  4       73.73
-
-  Hidden 8 scores 79.1-81.5 on Cora, weight decay 5e-3 63.7-67.2 on CiteSeer.
   Selected (``--ours-setup selected``, the default): Cora hidden 16, input dropout
   0.9, weight decay 5e-4, 4 layers; CiteSeer hidden 128, input dropout 0.8,
-  weight decay 2e-3, 4 layers (beta 0.5).  They beat the stage-1 picks by two
-  (Cora) and one (CiteSeer) validation nodes in 1500: the search has reached a
-  plateau, and was not extended again.  GAT's attention dropout on our layer was
-  tried in a throwaway prototype at the stage-1 CiteSeer pick, validation only
-  (p = 0 / 0.3 / 0.5 / 0.7: 74.20 / 74.13 / 74.53 / 72.93 %), showed no reliable
-  gain and was not added.
+  weight decay 2e-3, 4 layers (beta 0.5); the search stopped there (a plateau).
+  GAT's attention dropout on our layer was tried in a throwaway prototype at the
+  stage-1 CiteSeer pick, validation only, showed no reliable gain and was not added.
+  The validation accuracies of every selection step are in ``benchmarks/README.md``.
   ``--ours-hidden``, ``--ours-dropout``, ``--ours-weight-decay``, ``--ours-layers``
   and ``--beta`` override single settings.
 
@@ -143,19 +100,16 @@ The bag-of-words input is fed to the first layer as a sparse CSR matrix, and
 input dropout is drawn for its non-zero entries only: the same model, several
 times faster (see ``feature_dropout``).
 
-    python benchmarks/citation.py --quick                 # < 2 minutes on 2 cores
+    python benchmarks/citation.py --quick
     python benchmarks/citation.py --json citation.json --plot citation.png
     python benchmarks/citation.py --runs 100 --datasets Cora --models gcn ours_similarity
-    python benchmarks/citation.py --select --json select.json   # stage 1, ~17 min
+    python benchmarks/citation.py --select --json select.json   # stage 1
     python benchmarks/citation.py --ours-setup previous         # the earlier settings
     python benchmarks/citation.py --ours-setup stage1           # before the grid was extended
 """
 from __future__ import annotations
 
-import argparse
 import math
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -165,17 +119,27 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import torch_geometric
 import torch_geometric.transforms as T
 from torch import nn
 from torch_geometric import seed_everything
 from torch_geometric.nn import AGNNConv, GATConv, GCNConv
 
-import graphseg
 from graphseg.data import kit_root, load_planetoid
 from graphseg.graph import CSRAdjacency
 from graphseg.nn import AffinityAttentionConv
-from graphseg.utils.io import write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
+from _common import (  # noqa: E402
+    apply_defaults,
+    benchmark_parser,
+    machine,
+    machine_line,
+    missing,
+    pyplot,
+    save_figure,
+    torch_threads,
+    write_json,
+)
 
 DATA_DIR = kit_root()
 DATASETS = ("Cora", "CiteSeer")
@@ -423,20 +387,6 @@ def summarise(values):
     return mean, std
 
 
-def machine(threads: int) -> dict:
-    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "torch_threads": threads, "platform": platform.platform(),
-            "python": platform.python_version(), "torch": torch.__version__,
-            "torch_geometric": torch_geometric.__version__, "graphseg": graphseg.__version__}
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            info["cpu"] = next(line.split(":", 1)[1].strip() for line in cpuinfo
-                               if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return info
-
-
 def target_check(results: dict) -> dict:
     """Per dataset: is an AffinityAttentionConv model within one std of the best published?"""
     out = {}
@@ -482,13 +432,8 @@ def print_table(results: dict, targets: dict) -> None:
 
 
 def plot(results: dict, path: str) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"matplotlib is not installed: no plot written to {path} "
-              "(pip install matplotlib)")
+    plt = pyplot()
+    if plt is None:
         return
     datasets = list(results)
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.2),
@@ -527,11 +472,7 @@ def plot(results: dict, path: str) -> None:
     fig.legend(handles, names, loc="lower center", ncol=ncol, fontsize=8)
     rows = math.ceil(len(names) / ncol)
     fig.tight_layout(rect=(0, 0.035 + 0.04 * rows, 1, 1))
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
-    print(f"plot written to {path}")
+    save_figure(fig, path, dpi=120)
 
 
 def run_all(args, seeds):
@@ -621,16 +562,17 @@ def print_selection(report: dict) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(
+        __doc__, quick=f"{QUICK['runs']} runs of {QUICK['epochs']} epochs; --runs / --epochs "
+                       "given explicitly still win", plot=True,
+        seed=None, seed_help=f"run i uses seed + i (default 0; --select: {SELECTION['seed']})",
+        threads=1, threads_help="torch threads (default 1: see the docstring)")
     parser.add_argument("--data", type=Path, default=DATA_DIR,
                         help="data kit folder holding planetoid/{Cora,CiteSeer}/raw "
                              "(default: $GRAPHSEG_DATA or ../shared/data)")
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--runs", type=int, help="seeds per model (default 10; quick: 2)")
-    parser.add_argument("--seed", type=int,
-                        help=f"run i uses seed + i (default 0; --select: "
-                             f"{SELECTION['seed']})")
     parser.add_argument("--epochs", type=int,
                         help=f"epochs per run, at most (default {FULL['epochs']}; "
                              f"quick: {QUICK['epochs']})")
@@ -661,14 +603,6 @@ def main(argv=None) -> int:
                              "--grid hidden=64,128 weight_decay=1e-3,5e-3 (default grid: "
                              + "; ".join(f"{k}={','.join(f'{v:g}' for v in vs)}"
                                          for k, vs in GRID.items()) + ")")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: see the docstring)")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"{QUICK['runs']} runs of {QUICK['epochs']} epochs "
-                             "(< 2 minutes on 2 cores); --runs / --epochs given "
-                             "explicitly still win")
-    parser.add_argument("--json", help="write the results here (atomically)")
-    parser.add_argument("--plot", help="write a PNG chart here (needs matplotlib)")
     args = parser.parse_args(argv)
     if args.grid and not args.select:
         parser.error("--grid only applies to --select")
@@ -677,13 +611,10 @@ def main(argv=None) -> int:
     except ValueError as error:
         parser.error(str(error))
     # explicit --runs / --epochs win over the (quick) defaults
-    defaults = QUICK if args.quick else FULL
-    if args.select:
-        defaults = dict(defaults, runs=SELECTION["runs"])
-    args.runs = defaults["runs"] if args.runs is None else args.runs
+    runs = {"runs": SELECTION["runs"]} if args.select else {}
+    apply_defaults(args, dict(QUICK, **runs), dict(FULL, **runs))
     if args.seed is None:
         args.seed = SELECTION["seed"] if args.select else 0
-    args.epochs = defaults["epochs"] if args.epochs is None else args.epochs
     if min(args.runs, args.epochs, args.agnn_layers, args.threads) < 1 or args.patience < 0:
         parser.error("--runs, --epochs, --agnn-layers and --threads must be at least 1, "
                      "--patience at least 0")
@@ -691,15 +622,12 @@ def main(argv=None) -> int:
             0.0 <= (args.ours_dropout or 0.0) < 1.0):
         parser.error("--ours-hidden and --ours-layers must be at least 1, "
                      "--ours-dropout in [0, 1)")
-    for name in args.datasets:
-        if not (args.data / "planetoid" / name / "raw").is_dir():
-            print(f"error: {args.data / 'planetoid' / name / 'raw'} not found "
-                  "(set --data or GRAPHSEG_DATA to the data kit)", file=sys.stderr)
-            return 2
+    if any(missing(args.data / "planetoid" / name / "raw") for name in args.datasets):
+        return 2
 
     seeds = [args.seed + i for i in range(args.runs)]
     info = machine(args.threads)
-    print("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+    print(machine_line(info))
     print(f"seeds {seeds[0]}..{seeds[-1]} ({args.runs} runs); at most {args.epochs} epochs, "
           f"patience {args.patience or 'off'}; the epoch of best validation accuracy is "
           f"reported; AGNN: {args.agnn_layers} propagation layers")
@@ -716,21 +644,18 @@ def main(argv=None) -> int:
               "indicative only")
 
     # torch's global settings are restored afterwards: main() also runs inside pytest
-    threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
     start_all = time.perf_counter()
     try:
-        torch.set_num_threads(args.threads)
-        # bitwise reproducible runs; on CPU every op used here has a deterministic kernel
-        torch.use_deterministic_algorithms(True)
-        with warnings.catch_warnings():
+        with torch_threads(args.threads), warnings.catch_warnings():
+            # bitwise reproducible runs; on CPU every op used here has a deterministic kernel
+            torch.use_deterministic_algorithms(True)
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
             if args.select:
                 results, stats = select(args, seeds)
             else:
                 results, stats = run_all(args, seeds)
     finally:
-        torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
     total = time.perf_counter() - start_all
 
@@ -738,11 +663,9 @@ def main(argv=None) -> int:
         print_selection(results)
         print(f"\ntotal wall time {total:.1f} s")
         if args.json:
-            settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-            write_json(args.json, {"machine": info, "settings": settings, "seeds": seeds,
+            write_json(args.json, {"machine": info, "settings": vars(args), "seeds": seeds,
                                    "grid": args.grid, "datasets": stats, "selection": results,
                                    "total_seconds": total})
-            print(f"results written to {args.json}")
         return 0
 
     print()
@@ -750,11 +673,9 @@ def main(argv=None) -> int:
     print_table(results, targets)
     print(f"\ntotal wall time {total:.1f} s")
     if args.json:
-        settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-        write_json(args.json, {"machine": info, "settings": settings, "seeds": seeds,
+        write_json(args.json, {"machine": info, "settings": vars(args), "seeds": seeds,
                                "datasets": stats, "results": results, "target": targets,
                                "total_seconds": total})
-        print(f"results written to {args.json}")
     if args.plot:
         plot(results, args.plot)
     return 0

@@ -17,28 +17,34 @@ VOC labels the whole person as one, so their union is the comparable region; hai
 hands and limbs are often void in MSRC, so they are not counted either way).  The
 target is a mean IoU >= 0.75 over cow, sheep, car, aeroplane and cat.
 
-    python benchmarks/espnetv2_msrc.py                     # 591 photos, ~2 min on 1 core
+    python benchmarks/espnetv2_msrc.py                     # all 591 photos
     python benchmarks/espnetv2_msrc.py --limit 50 --json out.json
 """
 from __future__ import annotations
 
-import argparse
-import os
-import platform
 import statistics
+import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from graphseg import __version__
 from graphseg.data import MSRCDataset, kit_root
-from graphseg.data.classes import IGNORE, VOC_CLASSES
+from graphseg.data.classes import VOC_CLASSES
+from graphseg.utils.constants import IGNORE
 from graphseg.nn.backbones import load_espnetv2_voc, preprocess
-from graphseg.utils.io import write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
+from _common import (  # noqa: E402
+    benchmark_parser,
+    machine,
+    machine_line,
+    missing,
+    torch_threads,
+    write_json,
+)
 
 DATA_DIR = kit_root()
 WEIGHTS = DATA_DIR / "weights" / "espnetv2_s_2.0_pascal_384x384.pth"
@@ -103,27 +109,26 @@ def time_inference(model, runs: int) -> list:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(__doc__, seed=False, threads=1,
+                              threads_help="torch CPU threads (default 1)")
     parser.add_argument("--data", type=Path, default=DATA_DIR / "msrc_v2", help="MSRC-v2 folder")
     parser.add_argument("--weights", type=Path, default=WEIGHTS, help="the kit's .pth file")
     parser.add_argument("--limit", type=int, help="score only the first N photos")
     parser.add_argument("--resize", choices=("square", "short"), default="square",
                         help="384 x 384, or the short side to 384")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--runs", type=int, default=10, help="timed forward passes")
-    parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    if missing(args.data, "MSRC-v2"):
+        return 2
+    with torch_threads(args.threads):
+        return benchmark(args)
 
+
+def benchmark(args) -> int:
     model = load_espnetv2_voc(args.weights)
     dataset = MSRCDataset(args.data)
-    versions = {d: metadata.version(d) for d in ("torch", "numpy")}
-    machine = {"platform": platform.platform(),
-               "processor": platform.processor() or platform.machine(),
-               "cpus": os.cpu_count(), "threads": args.threads}
-    print(f"graphseg {__version__}, Python {platform.python_version()}, torch "
-          f"{versions['torch']}, {machine['platform']}, {machine['processor']}, "
-          f"{machine['cpus']} CPUs, {args.threads} thread(s)")
+    info = machine()
+    print(machine_line(info))
 
     start = time.perf_counter()
     count, results = evaluate(model, dataset, args.limit, args.resize)
@@ -148,17 +153,13 @@ def main(argv=None) -> int:
           f"{args.runs} runs ({args.threads} thread(s))")
 
     if args.json:
-        write_json(args.json, {"graphseg": __version__, "python": platform.python_version(),
-                               "versions": versions, "machine": machine,
-                               "args": {k: str(v) if isinstance(v, Path) else v
-                                        for k, v in vars(args).items()},
-                               "photos": count, "per_class": results,
-                               "target_classes": list(TARGET), "target_mean_iou": target_mean,
+        write_json(args.json, {"machine": info, "args": vars(args), "photos": count,
+                               "per_class": results, "target_classes": list(TARGET),
+                               "target_mean_iou": target_mean,
                                "inference_ms": {"median": median * 1000,
                                                 "runs": [t * 1000 for t in times]}})
-        print(f"results written to {args.json}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -7,7 +7,7 @@ and on Cora's citation graph.  Each case runs in a fresh process, so its peak
 memory is its own: peak RSS on CPU, ``torch.cuda.max_memory_allocated`` on CUDA.
 Ratios are against AGNNConv on the same graph, in the same run.
 
-    python benchmarks/layer_speed.py --quick              # < 2 minutes
+    python benchmarks/layer_speed.py --quick
     python benchmarks/layer_speed.py --json out.json --plot out.png
     python benchmarks/layer_speed.py --sizes 128 --features 256 --windows disk5
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -25,7 +24,17 @@ import time
 from pathlib import Path
 
 from graphseg.data import kit_root
-from graphseg.utils.io import write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
+from _common import (  # noqa: E402
+    apply_defaults,
+    benchmark_parser,
+    machine,
+    machine_line,
+    pyplot,
+    save_figure,
+    write_json,
+)
 
 LAYERS = [("AffinityAttentionConv", "grid"), ("AffinityAttentionConv", "csr"),
           ("AffinityAttentionConv", "message_passing"), ("AffinityAttentionConv", "dense"),
@@ -148,23 +157,6 @@ def idle_rss_mb() -> float:
                                 text=True, check=True).stdout)
 
 
-def machine() -> dict:
-    import torch
-    import torch_geometric
-    info = {"platform": platform.platform(), "processor": platform.processor(),
-            "cpus": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "torch_geometric": torch_geometric.__version__}
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            info["cpu"] = next(line.split(":", 1)[1].strip() for line in cpuinfo
-                               if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
-
-
 def cases(args):
     graphs = [("grid", size, window) for window in args.windows for size in args.sizes]
     if args.cora:
@@ -219,12 +211,8 @@ def print_table(results) -> None:
 def plot(results, path: str) -> None:
     """Time and memory against N: one column per feature size, one colour per layer,
     solid for the disk window, dashed for the square one."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"matplotlib is not installed: no plot written to {path}")
+    plt = pyplot()
+    if plt is None:
         return
     grid = [r for r in results if "seconds" in r and r["case"]["graph"] == "grid"]
     features = sorted({r["case"]["features"] for r in grid})
@@ -251,18 +239,15 @@ def plot(results, path: str) -> None:
     if features:
         axes[0][0].legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    print(f"plot written to {path}")
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="32 and 64 grids, disk5, F=64, Cora, 3 repeats (< 2 min); "
-                             "--sizes / --windows / --features given explicitly still win")
+    parser = benchmark_parser(
+        __doc__, quick="32 and 64 grids, disk5, F=64, Cora, 3 repeats; --sizes / --windows "
+                       "/ --features given explicitly still win", plot=True,
+        seed=0, threads=os.cpu_count(),
+        threads_help="torch threads of every case (default: one per CPU)")
     parser.add_argument("--sizes", type=int, nargs="+",
                         help=f"grid sides (default {FULL['sizes']}; quick: {QUICK['sizes']})")
     parser.add_argument("--windows", nargs="+", choices=sorted(WINDOWS),
@@ -276,13 +261,9 @@ def main(argv=None) -> int:
                              "implementations), AGNNConv, GATConv, GCNConv")
     parser.add_argument("--no-cora", dest="cora", action="store_false")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per case")
     parser.add_argument("--memory-limit-gb", type=float, default=20.0,
                         help="address-space limit per CPU case (0: none)")
-    parser.add_argument("--json", help="write the results here")
-    parser.add_argument("--plot", help="write a PNG plot here (needs matplotlib)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -292,16 +273,13 @@ def main(argv=None) -> int:
     if args.devices is None:
         args.devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     # explicit --sizes / --windows / --features win over the (quick) defaults
-    for key, value in (QUICK if args.quick else FULL).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    apply_defaults(args, QUICK, FULL)
     if args.cora and not (DATA_DIR / "planetoid" / "Cora").is_dir():
         print(f"Cora not found under {DATA_DIR}: skipping it")
         args.cora = False
 
-    info = machine()
-    info["idle_rss_mb"] = idle_rss_mb()
-    print("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+    info = dict(machine(args.threads), idle_rss_mb=idle_rss_mb())
+    print(machine_line(info))
     print(f"seed={args.seed} threads={args.threads} repeats={args.repeats} (median)")
     results = []
     for case in cases(args):
@@ -313,7 +291,6 @@ def main(argv=None) -> int:
     print_table(results)
     if args.json:
         write_json(args.json, {"machine": info, "args": vars(args), "results": results})
-        print(f"results written to {args.json}")
     if args.plot:
         plot(results, args.plot)
     return 0

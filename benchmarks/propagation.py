@@ -34,7 +34,7 @@ schedule, dense CRF and scoring.  Sections (``--sections``, all by default):
 
 Shared by every run: stride-8 node grid, radius 4 square window (the thesis' box and
 scribble setting), node features from the bundled PASCAL VOC ESPNetv2 encoder (last
-three levels; as :func:`graphseg.segmenters.propagate`), seeds as in ``propagate``
+three levels; as :func:`graphseg.propagation.propagate`), seeds as in ``propagate``
 (boxes: :func:`graphseg.seeds.box_seeds`, GrabCut in every box and background
 outside; scribbles: SLIC expansion, :func:`graphseg.seeds.expand_seeds`), the
 release schedule's learning rate etc. with ``--hidden`` channels and ``--epochs``, the
@@ -65,15 +65,13 @@ pixels ignored.  The thesis measures all three on PASCAL VOC 2012 *train* (mIoU 
 numbers are printed under each table for reference, not as a target.
 
     python benchmarks/propagation.py --json /tmp/bench_propagation/out.json \\
-        --plot /tmp/bench_propagation/out.png        # about 13 min on 2 shared cores
-    python benchmarks/propagation.py --quick --json out.json   # under 2 minutes
+        --plot /tmp/bench_propagation/out.png
+    python benchmarks/propagation.py --quick --json out.json
     python benchmarks/propagation.py --sections losses --datasets grabcut --epochs 150 150
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
-import math
 import sys
 import time
 from pathlib import Path
@@ -82,7 +80,7 @@ import cv2
 import numpy as np
 import torch
 
-from graphseg.cli.info import machine
+from graphseg.utils.constants import IGNORE
 from graphseg.data import (
     GrabCutDataset,
     MSRCDataset,
@@ -92,28 +90,36 @@ from graphseg.data import (
 )
 from graphseg.graph import superpixel_graph
 from graphseg.graph.affinity import l1_normalize
-from graphseg.graph.image import IGNORE_INDEX
 from graphseg.graph.superpixel import pixels_to_superpixels, superpixels_to_pixels
 from graphseg.metrics import ConfusionMatrix
 from graphseg.metrics.confusion import object_iou
 from graphseg.nn.backbones import load_espnetv2_voc
 from graphseg.nn.models import AffinityNet
 from graphseg.nn.models.affinity_net import affinity_maps
-from graphseg.segmenters import (
-    A2GNNConfig,
-    node_features,
-    segment_image,
-    train_a2gnn,
-    train_affinity_net,
+from graphseg.propagation import A2GNNConfig, node_features, segment_image, train_a2gnn
+from graphseg.training import train_affinity_net
+from graphseg.refine import dense_crf
+from graphseg.seeds import box_seeds, expand_seeds
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
+from _common import (  # noqa: E402
+    benchmark_parser,
+    grouped_bars,
+    machine,
+    machine_line,
+    missing,
+    pyplot,
+    save_figure,
+    settings_line,
+    torch_threads,
+    write_json,
 )
-from graphseg.seeds import box_seeds, dense_crf, expand_seeds
-from graphseg.utils.io import write_json
 
 SECTIONS = ("layers", "losses", "graphs")
 DATASETS = ("grabcut", "msrc")
 STRIDE, RADIUS, COLOUR_SCALE = 8, 4, 10.0
 
-# display name -> segment_image's config.layer
+# display name -> segment_image's config.layer ("random-walk": its propagator instead)
 LAYERS = {"GCN": "gcn", "GAT": "gat", "AGNN": "agnn", "A2GNN": "a2gnn",
           "random walk": "random-walk"}
 # Table 3.5: display name -> overrides of A2GNNConfig.release("boxes")
@@ -208,7 +214,7 @@ def msrc_items(args, kinds):
         if "scribbles" in kinds:
             scribbles = stuff[scribbles_from_labels(sample.label, seed=seed)]
             seeds = expand_seeds(image, scribbles, num_classes).labels
-            if (seeds != IGNORE_INDEX).any():
+            if (seeds != IGNORE).any():
                 items.append(Item("msrc", sample.name, image, gt, "scribbles", seeds, None,
                                   num_classes, features))
     return items
@@ -269,7 +275,9 @@ def affinity_network(args, items):
 
 # ----------------------------------------------------------------------------- runs
 def configure(args, kind, losses, layer="a2gnn"):
-    overrides = {"hidden_channels": args.hidden, "layer": layer}
+    overrides = {"hidden_channels": args.hidden}
+    if layer != "random-walk":  # a propagator, which trains no layer
+        overrides["layer"] = layer
     if args.epochs:
         overrides.update(stage1_epochs=args.epochs[0], stage2_epochs=args.epochs[1])
     if losses != "release":
@@ -289,7 +297,8 @@ def propagate_case(item, graph, layer, losses, args, edge_maps):
         _, probs = segment_image(item.image, item.seeds, item.num_classes, boxes=item.boxes,
                                  stride=STRIDE, radius=RADIUS, features=item.features,
                                  edge_features=edges, colour_scale=COLOUR_SCALE,
-                                 config=config, crf=None, seed=args.seed)
+                                 config=config, crf=None, seed=args.seed,
+                                 propagator="random-walk" if layer == "random-walk" else "gnn")
     seconds = time.perf_counter() - start
     probs = dense_crf(item.image, probs, preset="final")
     return probs.argmax(axis=0).astype(np.uint8), seconds
@@ -382,9 +391,8 @@ def run_all(args, items, rows, edge_maps):
 
 
 # ----------------------------------------------------------------------------- output
-def environment(args) -> dict:
-    return {**machine(),
-            "seed": args.seed, "sections": list(args.sections), "datasets": list(args.datasets),
+def settings(args) -> dict:
+    return {"seed": args.seed, "sections": list(args.sections), "datasets": list(args.datasets),
             "hidden": args.hidden, "epochs": args.epochs or "release (150+150 boxes, "
             "50+50 scribbles)", "grabcut_images": args.limit or 13,
             "grabcut_max_side": args.max_side, "msrc_images": args.msrc_images,
@@ -428,42 +436,33 @@ def print_section(section, rows):
 
 
 def plot(path, rows):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
+    if plt is None:
+        return
     sections = [s for s in SECTIONS if any(r["section"] == s for r in rows)]
     fig, axes = plt.subplots(1, len(sections), figsize=(6 * len(sections), 5.5), squeeze=False)
     for ax, section in zip(axes[0], sections):
         table = [r for r in rows if r["section"] == section]
         columns = list(dict.fromkeys((r["dataset"], r["kind"]) for r in table))
         names = list(dict.fromkeys(r["row"] for r in table))
-        width = 0.8 / max(len(names), 1)
-        for j, name in enumerate(names):
-            xs, ys = [], []
-            for i, column in enumerate(columns):
-                r = next((r for r in table if r["row"] == name and
-                          (r["dataset"], r["kind"]) == column), None)
-                if r is not None and r["miou"] is not None:
-                    xs.append(i + j * width)
-                    ys.append(r["miou"])
-            ax.bar(xs, ys, width, label=name)
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(columns))])
-        ax.set_xticklabels([f"{d}\n{k}" for d, k in columns], fontsize=8)
+        miou = {(r["row"], r["dataset"], r["kind"]): r["miou"] for r in table}
+        grouped_bars(ax, [f"{d}\n{k}" for d, k in columns],
+                     {name: [miou.get((name, *column)) for column in columns]
+                      for name in names})
         ax.set_ylim(0, 1)
         ax.set_ylabel("pooled mIoU (GrabCut: 2 classes)")
         ax.set_title({"layers": "layers (Fig. 3.7)", "losses": "losses (Table 3.5)",
                       "graphs": "graphs (Table 3.6)"}[section], fontsize=10)
         ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(
+        __doc__, quick="tiny: 2 GrabCut photos, 1 MSRC image, hidden 16, 3 + 3 epochs, a "
+                       "1-epoch affinity head at crop 64; every row still run", plot=True,
+        seed=0, threads=1, threads_help="torch threads (1)")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     parser.add_argument("--limit", type=int, help="only the first N GrabCut photos (all 13)")
@@ -483,15 +482,8 @@ def main(argv=None) -> int:
                         help="layers: also every GNN with cross-entropy alone")
     parser.add_argument("--affinity-epochs", type=int, default=8,
                         help="epochs of the affinity CNN's head (8)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny: 2 GrabCut photos, 1 MSRC image, hidden 16, 3 + 3 epochs, "
-                             "a 1-epoch affinity head at crop 64; every row still run")
     parser.add_argument("--workdir", default="/tmp/bench_propagation",
                         help="cache of the affinity CNN (/tmp/bench_propagation)")
-    parser.add_argument("--json", metavar="OUT", help="write every row as JSON")
-    parser.add_argument("--plot", metavar="PNG", help="bar charts of the three sections")
     args = parser.parse_args(argv)
     if args.epochs == [0, 0]:
         args.epochs = None
@@ -501,12 +493,17 @@ def main(argv=None) -> int:
         args.hidden = 16
         args.epochs = [3, 3]
         args.affinity_epochs = 1
-    torch.set_num_threads(args.threads)
-    if not kit_root().is_dir():
-        print(f"data kit not found at {kit_root()} (set GRAPHSEG_DATA)", file=sys.stderr)
+    if missing(kit_root()):
         return 2
-    env = environment(args)
-    print(" ".join(f"{k}={v}" for k, v in env.items()), flush=True)
+    with torch_threads(args.threads):
+        return benchmark(args)
+
+
+def benchmark(args) -> int:
+    info, asked = machine(), settings(args)
+    print(machine_line(info))
+    print(settings_line(asked), flush=True)
+    env = {**info, **asked}
     start = time.perf_counter()
     rows = plan(args)
     kinds = {k for _, d, k, *_ in rows if d == "msrc"}
@@ -526,16 +523,11 @@ def main(argv=None) -> int:
     results = run_all(args, items, rows, edge_maps)
     for section in SECTIONS:
         print_section(section, results)
-    for row in results:
-        for key, value in row.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                row[key] = None  # JSON has no NaN
     total = time.perf_counter() - start
     print(f"\ntotal {total:.0f} s ({env['machine']}, {env['cpus']} CPUs, "
           f"{env['torch_threads']} torch thread(s), torch {env['torch']}, "
           f"PyG {env['torch_geometric']}, seed {args.seed})")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         write_json(args.json, {"environment": env, "affinity_cnn": affinity, "rows": results,
                                "seconds": total})
     if args.plot:

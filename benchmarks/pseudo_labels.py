@@ -2,7 +2,7 @@
 
 Sections (``--sections``, all by default):
 
-* ``grabcut-boxes``: GrabCut-13 from its boxes.  Ours (:func:`graphseg.segmenters.propagate`,
+* ``grabcut-boxes``: GrabCut-13 from its boxes.  Ours (:func:`graphseg.propagation.propagate`,
   the release's box schedule) next to ``cv2.grabCut`` from the same box (5 iterations)
   and the filled box, plus seeds-only and CRF-only (below).  Issue target: >= 0.88;
   OpenCV GrabCut 0.854, box 0.450.
@@ -37,14 +37,12 @@ next to it.  On MSRC-v2, the mIoU of a confusion matrix pooled over the images
 or prediction (background + the objects seen), void pixels ignored.
 
     python benchmarks/pseudo_labels.py --json /tmp/bench_pseudo/out.json \\
-        --plot /tmp/bench_pseudo/out.png                   # about 30 min on 2 shared cores
-    python benchmarks/pseudo_labels.py --quick --json out.json   # under 2 minutes
+        --plot /tmp/bench_pseudo/out.png
+    python benchmarks/pseudo_labels.py --quick --json out.json
     python benchmarks/pseudo_labels.py --sections speed grabcut-boxes --hidden 256
 """
 from __future__ import annotations
 
-import argparse
-import math
 import sys
 import time
 import warnings
@@ -55,7 +53,7 @@ import cv2
 import numpy as np
 import torch
 
-from graphseg.cli.info import machine
+from graphseg.utils.constants import IGNORE
 from graphseg.data import (
     GrabCutDataset,
     MSRCDataset,
@@ -66,20 +64,28 @@ from graphseg.data import (
     scribbles_from_labels,
 )
 from graphseg.graph.adjacency import GridAdjacency
-from graphseg.graph.image import IGNORE_INDEX, image_to_graph, label_map_to_nodes
+from graphseg.graph.image import image_to_graph, label_map_to_nodes
 from graphseg.losses import boxes_to_grid
 from graphseg.metrics import ConfusionMatrix, object_iou
-from graphseg.segmenters import A2GNNConfig, node_features, propagate, train_a2gnn
-from graphseg.seeds import (
-    box_seeds,
-    dense_crf,
-    load_classifier,
-    opencv_grabcut,
-    save_classifier,
-    espnetv2_cam_classifier,
-    train_cam_classifier,
+from graphseg.propagation import A2GNNConfig, node_features, propagate, train_a2gnn
+from graphseg.nn.models import espnetv2_cam_classifier, load_classifier, save_classifier
+from graphseg.refine import dense_crf
+from graphseg.seeds import box_seeds, opencv_grabcut
+from graphseg.training import train_cam_classifier
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
+from _common import (  # noqa: E402
+    benchmark_parser,
+    grouped_bars,
+    machine,
+    machine_line,
+    missing,
+    pyplot,
+    save_figure,
+    settings_line,
+    torch_threads,
+    write_json,
 )
-from graphseg.utils.io import write_json
 
 SECTIONS = ("grabcut-boxes", "grabcut-scribbles", "msrc", "speed")
 MSRC_KINDS = ("boxes", "points", "scribbles", "tags")
@@ -91,13 +97,13 @@ SEED_CONFIDENCE = 0.9
 # ----------------------------------------------------------------------------- helpers
 def seeds_only(seeds: np.ndarray, background: int = 0) -> np.ndarray:
     """The seed map as a prediction: unknown pixels are background."""
-    return np.where(seeds == IGNORE_INDEX, background, seeds).astype(np.uint8)
+    return np.where(seeds == IGNORE, background, seeds).astype(np.uint8)
 
 
 def crf_only(image: np.ndarray, seeds: np.ndarray, background: int = 0) -> np.ndarray:
     """Dense CRF straight on the seeds (no GNN): seeded pixels get ``SEED_CONFIDENCE``
     on their class, unknown pixels a uniform distribution over the seeded classes."""
-    classes = sorted(set(np.unique(seeds).tolist()) - {IGNORE_INDEX})
+    classes = sorted(set(np.unique(seeds).tolist()) - {IGNORE})
     if len(classes) < 2:
         return seeds_only(seeds, background if not classes else classes[0])
     k = len(classes)
@@ -115,7 +121,7 @@ def skimage_random_walker(image: np.ndarray, scribbles: np.ndarray) -> np.ndarra
     from skimage.segmentation import random_walker
     from skimage.util import img_as_float
 
-    markers = np.where(scribbles == IGNORE_INDEX, 0, scribbles.astype(np.int32) + 1)
+    markers = np.where(scribbles == IGNORE, 0, scribbles.astype(np.int32) + 1)
     with warnings.catch_warnings():  # "probability range outside [0, 1]": tolerance noise
         warnings.simplefilter("ignore", UserWarning)
         out = random_walker(img_as_float(image), markers, mode="cg_j", channel_axis=-1)
@@ -189,7 +195,7 @@ def grabcut_section(args, timing, label, annotations):
                 preds[baseline] = function()
             row = {"image": name, "variant": variant,
                    **{m: object_iou(p, gt) for m, p in preds.items()},
-                   "seed_coverage": float((out.seeds != IGNORE_INDEX).mean()),
+                   "seed_coverage": float((out.seeds != IGNORE).mean()),
                    "seconds": out.seconds["total"], "gnn_seconds": out.seconds["propagation"],
                    "_cm": {m: _cm2(p, gt) for m, p in preds.items()}}
             per_image.setdefault(variant, []).append(row)
@@ -317,7 +323,7 @@ def speed_graph(args):
     features = node_features(image, args.features, 8)
     cells = node_features(image, "colour", 8)
     data = image_to_graph(features, radius=4, edge_features=cells[:3] * 10.0)
-    labels = label_map_to_nodes(seeds, data.grid_size, ignore_index=IGNORE_INDEX)
+    labels = label_map_to_nodes(seeds, data.grid_size, ignore_index=IGNORE)
     grid_boxes = boxes_to_grid(box, (512, 512), data.grid_size)
     return data, GridAdjacency.from_data(data), labels, cells[:3], grid_boxes
 
@@ -358,9 +364,8 @@ def speed_section(args):
 
 
 # ----------------------------------------------------------------------------- output
-def environment(args) -> dict:
-    return {**machine(),
-            "seed": args.seed, "features": args.features, "hidden": args.hidden,
+def settings(args) -> dict:
+    return {"seed": args.seed, "features": args.features, "hidden": args.hidden,
             "epochs": args.epochs or "release", "quick": args.quick,
             "grabcut_images": args.limit or 13, "msrc_images": args.msrc_images}
 
@@ -388,41 +393,33 @@ def print_grabcut(title, per_image, methods, rows):
 
 
 def plot(path, rows):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
+    if plt is None:
+        return
     quality = [r for r in rows if "method" in r and ("mean_object_iou" in r or "miou" in r)]
     groups = sorted({(r["table"], r.get("variant") or r.get("kind")) for r in quality},
                     key=lambda g: [(r["table"], r.get("variant") or r.get("kind"))
                                    for r in quality].index(g))
     methods = list(dict.fromkeys(r["method"] for r in quality))
+    score = {(r["table"], r.get("variant") or r.get("kind"), r["method"]):
+             r.get("mean_object_iou", r.get("miou")) for r in quality}
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups)), 4))
-    width = 0.8 / max(len(methods), 1)
-    for j, method in enumerate(methods):
-        xs, ys = [], []
-        for i, group in enumerate(groups):
-            for r in quality:
-                if (r["table"], r.get("variant") or r.get("kind")) == group and \
-                        r["method"] == method:
-                    xs.append(i + j * width)
-                    ys.append(r.get("mean_object_iou", r.get("miou")))
-        ax.bar(xs, ys, width, label=method)
-    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))])
-    ax.set_xticklabels([f"{t.split()[0]}\n{v}" for t, v in groups], fontsize=8)
+    grouped_bars(ax, [f"{t.split()[0]}\n{v}" for t, v in groups],
+                 {method: [score.get((*group, method)) for group in groups]
+                  for method in methods})
     ax.axhline(TARGET_GRABCUT, color="k", lw=0.8, ls="--")
     ax.set_ylabel("mIoU (GrabCut: mean object IoU)")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(
+        __doc__, quick="tiny: 2 GrabCut photos, 2 MSRC images, hidden 16, 5+5 epochs, a "
+                       "2-epoch CAM on 40 images, speed extrapolated from 4 epochs",
+        plot=True, seed=0, threads=1, threads_help="torch threads (1)")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--limit", type=int, help="only the first N GrabCut photos (all 13)")
     parser.add_argument("--msrc-images", type=int, default=12,
@@ -434,27 +431,25 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, nargs=2, metavar=("STAGE1", "STAGE2"),
                         help="override the release schedule's epochs")
     parser.add_argument("--cam-epochs", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny: 2 GrabCut photos, 2 MSRC images, hidden 16, 5+5 epochs, "
-                             "a 2-epoch CAM on 40 images, speed extrapolated from 4 epochs")
     parser.add_argument("--workdir", default="/tmp/bench_pseudo",
                         help="cache for the CAM classifier (/tmp/bench_pseudo)")
-    parser.add_argument("--json", metavar="OUT", help="write every row as JSON")
-    parser.add_argument("--plot", metavar="PNG", help="bar chart of the quality tables")
     args = parser.parse_args(argv)
     if args.quick:
         args.limit = min(args.limit or 2, 2)
         args.msrc_images = min(args.msrc_images, 2)
         args.hidden = 16 if args.hidden == 64 else args.hidden
         args.epochs = args.epochs or [5, 5]
-    torch.set_num_threads(args.threads)
-    if not kit_root().is_dir() and set(args.sections) != {"speed"}:
-        print(f"data kit not found at {kit_root()} (set GRAPHSEG_DATA)", file=sys.stderr)
+    if set(args.sections) != {"speed"} and missing(kit_root()):
         return 2
-    env = environment(args)
-    print(" ".join(f"{k}={v}" for k, v in env.items()), flush=True)
+    with torch_threads(args.threads):
+        return benchmark(args)
+
+
+def benchmark(args) -> int:
+    info, asked = machine(), settings(args)
+    print(machine_line(info))
+    print(settings_line(asked), flush=True)
+    env = {**info, **asked}
     rows, timing, start = [], Timing(), time.perf_counter()
     results = {}
     if "grabcut-boxes" in args.sections:
@@ -503,14 +498,9 @@ def main(argv=None) -> int:
                   f"{1000 * r['seconds_per_epoch']:>9.0f}  "
                   f"{'met' if r['target_met'] else 'missed'}")
         rows += [{"table": "speed", **r} for r in speed_rows]
-    for row in rows:
-        for key, value in row.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                row[key] = None  # JSON has no NaN
     total = time.perf_counter() - start
     print(f"\ntotal {total:.0f} s")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         write_json(args.json, {"environment": env, "rows": rows, "seconds": total})
     if args.plot:
         plot(args.plot, rows)

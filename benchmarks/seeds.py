@@ -23,18 +23,17 @@
 Coverage: fraction of non-void ground-truth pixels that get a seed; precision:
 fraction of seeded (non-void) pixels whose seed is right; both pooled over pixels.
 
-    python benchmarks/seeds.py                   # about 7 minutes on 2 shared CPU cores
+    python benchmarks/seeds.py
     python benchmarks/seeds.py --quick --json out.json
 """
 from __future__ import annotations
 
-import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
-import torch
 
-from graphseg.cli.info import machine
 from graphseg.data import (
     kit_root,
     GrabCutDataset,
@@ -44,28 +43,39 @@ from graphseg.data import (
     points_from_labels,
     scribbles_from_labels,
 )
-from graphseg.data.classes import IGNORE
+from graphseg.utils.constants import IGNORE
 from graphseg.metrics import SeedQuality
+from graphseg.nn.models import (
+    espnetv2_cam_classifier,
+    load_classifier,
+    save_classifier,
+    small_cam_classifier,
+)
+from graphseg.refine import crf_labels, walk_probabilities
 from graphseg.seeds import (
     box_seeds,
     cam_probabilities,
     confident_box_seeds,
     confident_labels,
-    crf_labels,
-    espnetv2_cam_classifier,
     expand_seeds,
     fuse_box_cam,
-    load_classifier,
     multiscale_cam,
-    reliable_regions,
     release_regions,
-    save_classifier,
-    small_cam_classifier,
-    train_cam_classifier,
-    walk_probabilities,
+    reliable_regions,
 )
+from graphseg.training import train_cam_classifier
 from graphseg.seeds.cam import _normalise
-from graphseg.utils.io import write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
+from _common import (  # noqa: E402
+    benchmark_parser,
+    machine,
+    machine_line,
+    missing,
+    settings_line,
+    torch_threads,
+    write_json,
+)
 
 DATA_DIR = kit_root()
 
@@ -228,16 +238,11 @@ def msrc(table: Table, args) -> None:
                   confident_box_seeds(fused, boxes, m_i_conf).labels, gt)
 
 
-def environment(args) -> dict:
-    return {**machine(), "seed": args.seed, "quick": args.quick}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="4 GrabCut and 15 MSRC-v2 images, 5-epoch CAMs on 60 images")
-    parser.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
-    parser.add_argument("--seed", type=int, default=0)
+def main(argv=None) -> int:
+    parser = benchmark_parser(
+        __doc__, quick="4 GrabCut and 15 MSRC-v2 images, 5-epoch CAMs on 60 images",
+        seed=0, threads=1, threads_help="torch threads (1: on a shared machine OpenMP's "
+                                        "spinning makes more threads much slower)")
     parser.add_argument("--cam", metavar="CHECKPOINT", help="use this CAM classifier")
     parser.add_argument("--backbone", choices=("both", "espnetv2", "small"), default="both",
                         help="CAM classifiers to train (both: ESPNetv2 first, then the small CNN)")
@@ -245,15 +250,17 @@ def main() -> None:
                         help="save the trained CAM classifiers as PREFIX.BACKBONE.pt")
     parser.add_argument("--epochs", type=int, default=20, help="CAM training epochs (20)")
     parser.add_argument("--gamma", type=float, default=6.0, help="CAM background decay (6)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1: on a shared machine OpenMP's spinning makes "
-                             "more threads much slower)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    if not DATA_DIR.is_dir():
-        raise SystemExit(f"data kit not found at {DATA_DIR} (set GRAPHSEG_DATA)")
-    env = environment(args)
-    print(" ".join(f"{k}={v}" for k, v in env.items()))
+    args = parser.parse_args(argv)
+    if missing(DATA_DIR):
+        return 2
+    with torch_threads(args.threads):
+        return benchmark(args)
+
+
+def benchmark(args) -> int:
+    info, asked = machine(), {"seed": args.seed, "quick": args.quick}
+    print(machine_line(info))
+    print(settings_line(asked))
     table, start = Table(), time.perf_counter()
     grabcut(table, args)
     msrc(table, args)
@@ -266,8 +273,9 @@ def main() -> None:
               f"{100 * row['labelled']:7.2f}% {row['seconds']:6.1f}")
     print(f"total {time.perf_counter() - start:.0f} s")
     if args.json:
-        write_json(args.json, {"environment": env, "rows": rows})
+        write_json(args.json, {"environment": {**info, **asked}, "rows": rows})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,21 +10,17 @@ present, are exact by construction and reported by count.  Coverage is over
 non-void ground-truth pixels; "labelled" is over all pixels (the number
 ScribbleSup quotes, ~3% on VOC).
 
-    python benchmarks/weak_labels.py                    # MSRC-v2 val + GrabCut, ~1 min
+    python benchmarks/weak_labels.py                    # MSRC-v2 val + GrabCut
     python benchmarks/weak_labels.py --split test --json out.json
 """
 from __future__ import annotations
 
-import argparse
-import os
-import platform
+import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from graphseg import __version__
 from graphseg.data import (
     kit_root,
     GrabCutDataset,
@@ -35,9 +31,18 @@ from graphseg.data import (
     scribbles_from_labels,
     tags_from_labels,
 )
-from graphseg.data.classes import IGNORE
+from graphseg.utils.constants import IGNORE
 from graphseg.metrics import SeedQuality
-from graphseg.utils.io import write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
+from _common import (  # noqa: E402
+    benchmark_parser,
+    machine,
+    machine_line,
+    missing,
+    settings_line,
+    write_json,
+)
 
 DATA_DIR = kit_root()
 RATIOS = (0.3, 0.5, 1.0)
@@ -102,22 +107,20 @@ def format_rows(rows) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv=None) -> int:
+    parser = benchmark_parser(__doc__, seed=0, threads=False)
     parser.add_argument("--data", type=Path, default=DATA_DIR, help="the data kit folder")
     parser.add_argument("--split", default="val", help="MSRC-v2 split (default val)")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--width", type=int, default=3, help="scribble width in pixels")
     parser.add_argument("--min-area", type=int, default=64, help="smallest region, pixels")
-    parser.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
-    args = parser.parse_args()
-    if not args.data.is_dir():
-        raise SystemExit(f"data kit not found at {args.data} (set GRAPHSEG_DATA or --data)")
-    versions = {d: metadata.version(d) for d in ("numpy", "scipy", "scikit-image")}
-    print(f"graphseg {__version__}, Python {platform.python_version()}, "
-          f"{platform.platform()}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs; " + ", ".join(f"{k} {v}" for k, v in versions.items()))
-    print(f"seed {args.seed}, scribble width {args.width}, min area {args.min_area} px")
+    args = parser.parse_args(argv)
+    if missing(args.data):
+        return 2
+    info = machine()
+    asked = {"seed": args.seed, "split": args.split, "width": args.width,
+             "min_area": args.min_area}
+    print(machine_line(info))
+    print(settings_line(asked))
     rows = []
     msrc = MSRCDataset(args.data / "msrc_v2", args.split)
     score(msrc, f"MSRC-v2 {args.split} ({len(msrc)})", args, rows)
@@ -125,11 +128,9 @@ def main() -> None:
     score(grabcut, f"GrabCut ({len(grabcut)})", args, rows)
     print(format_rows(rows))
     if args.json:
-        write_json(args.json, {"graphseg": __version__, "python": platform.python_version(),
-                               "platform": platform.platform(), "versions": versions,
-                               "seed": args.seed, "width": args.width,
-                               "min_area": args.min_area, "rows": rows})
+        write_json(args.json, {"machine": info, **asked, "rows": rows})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,20 +1,9 @@
 """benchmarks/citation.py on a tiny setting: one seed, a few epochs, Cora only."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.slow
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "citation.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("bench_citation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -24,10 +13,10 @@ def cora_kit(data_kit):
     return data_kit
 
 
-def test_quick_run_writes_json_with_every_model(cora_kit, tmp_path, capsys):
+def test_quick_run_writes_json_with_every_model(cora_kit, tmp_path, capsys, load_benchmark):
     import torch
 
-    bench = load_script()
+    bench = load_benchmark("citation")
     out, png = tmp_path / "citation.json", tmp_path / "citation.png"
     settings = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     assert bench.main(["--quick", "--runs", "1", "--epochs", "30", "--datasets", "Cora",
@@ -43,7 +32,8 @@ def test_quick_run_writes_json_with_every_model(cora_kit, tmp_path, capsys):
 
     report = json.loads(out.read_text())
     assert report["seeds"] == [0]
-    assert {"cpu", "cores", "torch", "torch_geometric", "graphseg"} <= set(report["machine"])
+    assert {"machine", "cpus", "torch", "torch_geometric", "graphseg"} <= set(report["machine"])
+    assert report["machine"]["torch_threads"] == 1  # --threads' default, set for the run
     models = report["results"]["Cora"]
     assert list(models) == list(bench.MODELS)
     for key, result in models.items():
@@ -64,8 +54,8 @@ def test_quick_run_writes_json_with_every_model(cora_kit, tmp_path, capsys):
                                      seconds=repeated["runs"][0]["seconds"])]
 
 
-def test_select_uses_validation_only(cora_kit, tmp_path, capsys):
-    bench = load_script()
+def test_select_uses_validation_only(cora_kit, tmp_path, capsys, load_benchmark):
+    bench = load_benchmark("citation")
     out = tmp_path / "select.json"
     assert bench.main(["--select", "--runs", "1", "--epochs", "3", "--datasets", "Cora",
                        "--data", str(cora_kit), "--json", str(out)]) == 0
@@ -81,8 +71,8 @@ def test_select_uses_validation_only(cora_kit, tmp_path, capsys):
     assert "test_acc" not in out.read_text()
 
 
-def test_select_grid_axes_can_be_replaced(cora_kit, tmp_path):
-    bench = load_script()
+def test_select_grid_axes_can_be_replaced(cora_kit, tmp_path, load_benchmark):
+    bench = load_benchmark("citation")
     out = tmp_path / "select.json"
     assert bench.main(["--select", "--runs", "1", "--epochs", "2", "--datasets", "Cora",
                        "--grid", "hidden=8,32", "layers=3", "weight_decay=2e-3",
@@ -96,21 +86,21 @@ def test_select_grid_axes_can_be_replaced(cora_kit, tmp_path):
 
 
 @pytest.mark.parametrize("grid", [["depth=2"], ["hidden"], ["hidden=1.5"], ["layers="]])
-def test_select_grid_rejects_bad_axes(grid, capsys):
-    bench = load_script()
+def test_select_grid_rejects_bad_axes(grid, capsys, load_benchmark):
+    bench = load_benchmark("citation")
     with pytest.raises(SystemExit):
         bench.main(["--select", "--grid", *grid])
     assert "--grid" in capsys.readouterr().err
 
 
-def test_grid_needs_select(capsys):
+def test_grid_needs_select(capsys, load_benchmark):
     with pytest.raises(SystemExit):
-        load_script().main(["--grid", "hidden=8"])
+        load_benchmark("citation").main(["--grid", "hidden=8"])
     assert "only applies to --select" in capsys.readouterr().err
 
 
-def test_ours_settings():
-    bench = load_script()
+def test_ours_settings(load_benchmark):
+    bench = load_benchmark("citation")
 
     class Args:
         ours_setup, agnn_layers = "previous", 2
@@ -125,7 +115,7 @@ def test_ours_settings():
     assert stage1 == bench.OURS_PER_DATASET["stage1"]["CiteSeer"] != selected
 
 
-def test_missing_data_kit_is_an_error(tmp_path, capsys):
-    bench = load_script()
+def test_missing_data_kit_is_an_error(tmp_path, capsys, load_benchmark):
+    bench = load_benchmark("citation")
     assert bench.main(["--quick", "--data", str(tmp_path), "--datasets", "Cora"]) == 2
     assert "not found" in capsys.readouterr().err

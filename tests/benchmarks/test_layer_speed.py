@@ -1,27 +1,18 @@
 """benchmarks/layer_speed.py runs end to end on a tiny setting."""
-import importlib.util
 import json
-from pathlib import Path
+
 import pytest
 
 pytestmark = pytest.mark.slow
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "layer_speed.py"
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("layer_speed", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_layer_speed_tiny_quick_run_writes_table_json_and_plot(tmp_path, capsys):
+def test_layer_speed_tiny_quick_run_writes_table_json_and_plot(tmp_path, capsys,
+                                                               load_benchmark):
     out, png = tmp_path / "speed.json", tmp_path / "speed.png"
     # --quick with a tinier grid: the explicit --sizes / --features win
-    code = load_script().main(["--quick", "--sizes", "8", "--features", "8",
-                               "--layers", "grid", "csr", "AGNNConv", "--no-cora",
-                               "--repeats", "1", "--json", str(out), "--plot", str(png)])
+    code = load_benchmark("layer_speed").main(
+        ["--quick", "--sizes", "8", "--features", "8", "--layers", "grid", "csr", "AGNNConv",
+         "--no-cora", "--repeats", "1", "--json", str(out), "--plot", str(png)])
     assert code == 0
     table = capsys.readouterr().out
     assert png.stat().st_size > 0

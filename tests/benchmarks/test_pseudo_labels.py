@@ -1,34 +1,21 @@
 """benchmarks/pseudo_labels.py runs end to end in --quick mode and writes finite rows."""
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
 pytestmark = pytest.mark.slow
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "pseudo_labels.py"
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("pseudo_labels", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_pseudo_labels_quick_run_writes_finite_rows(data_kit, tmp_path, capsys):
+def test_pseudo_labels_quick_run_writes_finite_rows(data_kit, tmp_path, capsys, load_benchmark):
     out = tmp_path / "pseudo.json"
     threads = torch.get_num_threads()
-    try:
-        code = load_script().main(["--quick", "--limit", "1", "--msrc-images", "1",
-                                   "--workdir", str(tmp_path), "--json", str(out),
-                                   "--plot", str(tmp_path / "pseudo.png")])
-    finally:
-        torch.set_num_threads(threads)
+    code = load_benchmark("pseudo_labels").main(
+        ["--quick", "--limit", "1", "--msrc-images", "1", "--workdir", str(tmp_path),
+         "--json", str(out), "--plot", str(tmp_path / "pseudo.png")])
     assert code == 0
+    assert torch.get_num_threads() == threads  # --threads 1 held for the run only
     printed = capsys.readouterr().out
     for heading in ("GrabCut-13 boxes", "GrabCut-13 scribbles", "MSRC-v2 val",
                     "Seconds per image", "train_a2gnn alone", "OpenCV GrabCut",
