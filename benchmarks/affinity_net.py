@@ -32,13 +32,13 @@ import torch
 from PIL import Image
 
 from graphseg.data import GrabCutDataset, kit_root
-from graphseg.utils.constants import IGNORE
 from graphseg.graph import grid_affinity, label_map_to_nodes
 from graphseg.nn.backbones import ESPNetv2Encoder, SmallCNN, load_espnetv2_voc, preprocess
 from graphseg.nn.models import AffinityNet
-from graphseg.seeds import box_seeds
 from graphseg.propagation import colour_position_features
+from graphseg.seeds import box_seeds
 from graphseg.training import train_affinity_net
+from graphseg.utils.constants import IGNORE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
 from _common import (  # noqa: E402
@@ -150,8 +150,8 @@ def train(model: AffinityNet, data, args, epochs: int):
 
 def run(args) -> list:
     data = load(args)
-    rows = [evaluate("colour exp(-10 mean|dc|)", data,
-                     [colour_position_features(image, 8)[:3] * 10 for _, image, _, _ in data], 0.0)]
+    colour = [colour_position_features(image, 8)[:3] * 10 for _, image, _, _ in data]
+    rows = [evaluate("colour exp(-10 mean|dc|)", data, colour, 0.0)]
     channels = 28 if args.quick else args.affinity_channels
     for backbone in args.backbones:
         torch.manual_seed(args.seed)

@@ -33,8 +33,8 @@ import torch.nn.functional as F
 
 from graphseg.data import MSRCDataset, kit_root
 from graphseg.data.classes import VOC_CLASSES
-from graphseg.utils.constants import IGNORE
 from graphseg.nn.backbones import load_espnetv2_voc, preprocess
+from graphseg.utils.constants import IGNORE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
 from _common import (  # noqa: E402

@@ -80,7 +80,6 @@ import cv2
 import numpy as np
 import torch
 
-from graphseg.utils.constants import IGNORE
 from graphseg.data import (
     GrabCutDataset,
     MSRCDataset,
@@ -97,9 +96,10 @@ from graphseg.nn.backbones import load_espnetv2_voc
 from graphseg.nn.models import AffinityNet
 from graphseg.nn.models.affinity_net import affinity_maps
 from graphseg.propagation import A2GNNConfig, node_features, segment_image, train_a2gnn
-from graphseg.training import train_affinity_net
 from graphseg.refine import dense_crf
 from graphseg.seeds import box_seeds, expand_seeds
+from graphseg.training import train_affinity_net
+from graphseg.utils.constants import IGNORE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
 from _common import (  # noqa: E402

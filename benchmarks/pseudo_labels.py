@@ -53,7 +53,6 @@ import cv2
 import numpy as np
 import torch
 
-from graphseg.utils.constants import IGNORE
 from graphseg.data import (
     GrabCutDataset,
     MSRCDataset,
@@ -67,11 +66,12 @@ from graphseg.graph.adjacency import GridAdjacency
 from graphseg.graph.image import image_to_graph, label_map_to_nodes
 from graphseg.losses import boxes_to_grid
 from graphseg.metrics import ConfusionMatrix, object_iou
-from graphseg.propagation import A2GNNConfig, node_features, propagate, train_a2gnn
 from graphseg.nn.models import espnetv2_cam_classifier, load_classifier, save_classifier
+from graphseg.propagation import A2GNNConfig, node_features, propagate, train_a2gnn
 from graphseg.refine import dense_crf
 from graphseg.seeds import box_seeds, opencv_grabcut
 from graphseg.training import train_cam_classifier
+from graphseg.utils.constants import IGNORE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
 from _common import (  # noqa: E402

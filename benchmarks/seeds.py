@@ -35,15 +35,14 @@ from pathlib import Path
 import numpy as np
 
 from graphseg.data import (
-    kit_root,
     GrabCutDataset,
     MSRCDataset,
     boxes_from_labels,
     boxes_to_seeds,
+    kit_root,
     points_from_labels,
     scribbles_from_labels,
 )
-from graphseg.utils.constants import IGNORE
 from graphseg.metrics import SeedQuality
 from graphseg.nn.models import (
     espnetv2_cam_classifier,
@@ -63,8 +62,9 @@ from graphseg.seeds import (
     release_regions,
     reliable_regions,
 )
-from graphseg.training import train_cam_classifier
 from graphseg.seeds.cam import _normalise
+from graphseg.training import train_cam_classifier
+from graphseg.utils.constants import IGNORE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
 from _common import (  # noqa: E402

@@ -22,17 +22,17 @@ from pathlib import Path
 import numpy as np
 
 from graphseg.data import (
-    kit_root,
     GrabCutDataset,
     MSRCDataset,
     boxes_from_labels,
     boxes_to_seeds,
+    kit_root,
     points_from_labels,
     scribbles_from_labels,
     tags_from_labels,
 )
-from graphseg.utils.constants import IGNORE
 from graphseg.metrics import SeedQuality
+from graphseg.utils.constants import IGNORE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
 from _common import (  # noqa: E402
