@@ -6,6 +6,8 @@ crops and horizontal flips, SGD with momentum and the poly learning rate,
 defaults of the authors' release (batch 4, crop 448, 12 epochs, lr 0.01,
 weight decay 5e-4, radius 5, lambda 3).
 
+The loop is :func:`graphseg.training.fit`'s:
+
 * **Seeded.**  Sample order comes from a ``DistributedSampler`` seeded with
   ``seed`` and the epoch; the crop and flip of sample ``i`` in epoch ``e`` from
   a generator seeded with ``(seed, e, i)``.  So a run is reproducible (CPU, one
@@ -15,10 +17,11 @@ weight decay 5e-4, radius 5, lambda 3).
   later call with the same configuration resumes from it (``resume=True``).
   :func:`load_affinity_net` reloads such a file, or one written by
   :func:`save_affinity_net`, without knowing the configuration.
-* **Distributed.**  Under ``torchrun`` (``WORLD_SIZE > 1``) the gloo process group
-  is initialised from the environment (unless one already is), the model is
-  wrapped in ``DistributedDataParallel`` and every process trains on its own
-  shard of the samples; ``batch_size`` is per process.  Rank 0 writes the
+* **Distributed.**  Under ``torchrun`` (``WORLD_SIZE > 1``) the process group (gloo;
+  NCCL for a CUDA ``device``, e.g. ``cuda:{LOCAL_RANK}``) is initialised from the
+  environment (unless one already is), the model is wrapped in
+  ``DistributedDataParallel`` and every process trains on its own shard of the
+  samples; ``batch_size`` is per process.  Rank 0 writes the
   checkpoint and shows the progress bar.  The checkpoint records which samples
   every rank saw in the last epoch and a checksum of every rank's weights.
 """
@@ -26,25 +29,20 @@ from __future__ import annotations
 
 import math
 import os
-import random
-from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data.distributed import DistributedSampler
-from tqdm.auto import tqdm
 
-from graphseg.data.classes import IGNORE
+from graphseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from graphseg.graph.image import label_map_to_nodes
 from graphseg.losses.affinity import REG_NORMS, WEIGHTINGS, affinity_loss
-from graphseg.nn.backbones.pretrained import IMAGENET_MEAN, IMAGENET_STD
 from graphseg.nn.models.affinity_net import AffinityNet, build_backbone
+from graphseg.training.engine import fit
 from graphseg.utils.checks import check_choice, check_image, check_positive_int, check_seed_map
+from graphseg.utils.constants import IGNORE
 from graphseg.utils.io import atomic_open, read_checkpoint
 
 __all__ = ["load_affinity_net", "save_affinity_net", "train_affinity_net"]
@@ -156,35 +154,6 @@ def _batch(data, indices: Sequence[int], crop: int, stride: int, seed: int, epoc
     return (images - mean) / std, torch.stack(labels), colour
 
 
-def _distributed() -> Tuple[bool, bool]:
-    """``(distributed, we_initialised_it)``: join the gloo group under torchrun."""
-    if not dist.is_available():
-        return False, False
-    if dist.is_initialized():
-        return dist.get_world_size() > 1, False
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        dist.init_process_group("gloo")
-        return True, True
-    return False, False
-
-
-def _rng_states() -> dict:
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "python": random.getstate(),
-            "numpy": [kind, keys.tolist(), pos, has_gauss, cached]}
-
-
-def _set_rng_states(states: dict) -> None:
-    torch.set_rng_state(states["torch"])
-    random.setstate(_tuples(states["python"]))
-    kind, keys, pos, has_gauss, cached = states["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-
-
-def _tuples(value):
-    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
-
-
 def train_affinity_net(model: AffinityNet, samples: Sequence[Tuple[np.ndarray, np.ndarray]],
                        epochs: int = 12, batch_size: int = 4, crop: int = 448,
                        lr: float = 0.01, weight_decay: float = 5e-4, momentum: float = 0.9,
@@ -245,107 +214,30 @@ def train_affinity_net(model: AffinityNet, samples: Sequence[Tuple[np.ndarray, n
         if not float(value) >= 0:
             raise ValueError(f"{name} must be >= 0, got {value}")
 
-    distributed, owns_group = _distributed()
-    net = None
-    try:
-        rank = dist.get_rank() if distributed else 0
-        world = dist.get_world_size() if distributed else 1
-        config = {"epochs": epochs, "batch_size": batch_size, "crop": crop, "lr": float(lr),
-                  "weight_decay": float(weight_decay), "momentum": float(momentum),
-                  "radius": radius, "window": window, "reg_weight": float(reg_weight),
-                  "sigma_xy": float(sigma_xy), "sigma_rgb": float(sigma_rgb),
-                  "weighting": weighting, "background": int(background),
-                  "reg_norm": reg_norm, "seed": int(seed),
-                  "num_samples": len(data), "world_size": world}
-        model.to(device)
-        params = [p for p in model.parameters() if p.requires_grad]
-        if not params:
-            raise ValueError("model has no trainable parameter")
-        optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-        start, history = 0, []
-        if checkpoint is not None and resume and Path(checkpoint).is_file():
-            state = _read(checkpoint)
-            if state.get("config") != config:
-                old = state.get("config") or {}
-                diff = {k: (old.get(k), config[k]) for k in config if old.get(k) != config[k]}
-                raise ValueError(f"{checkpoint}: was written with another configuration "
-                                 f"(checkpoint, now): {diff}; use resume=False to start over")
-            if state.get("architecture") != model.architecture:
-                raise ValueError(f"{checkpoint}: written for architecture "
-                                 f"{state.get('architecture')}, the model is "
-                                 f"{model.architecture}; use resume=False to start over")
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            _set_rng_states(state["rng"])
-            start, history = int(state["epoch"]), list(state["history"])
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no trainable parameter")
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    reg_weight, sigma_xy, sigma_rgb = float(reg_weight), float(sigma_xy), float(sigma_rgb)
+    background = int(background)
+    config = {"crop": crop, "lr": float(lr), "weight_decay": float(weight_decay),
+              "momentum": float(momentum), "radius": radius, "window": window,
+              "reg_weight": reg_weight, "sigma_xy": sigma_xy, "sigma_rgb": sigma_rgb,
+              "weighting": weighting, "background": background, "reg_norm": reg_norm}
 
-        net = DistributedDataParallel(model) if distributed else model
-        sampler = DistributedSampler(range(len(data)), num_replicas=world, rank=rank,
-                                     shuffle=True, seed=seed)
-        steps = math.ceil(len(sampler) / batch_size)
-        bar = tqdm(total=epochs * steps, initial=start * steps, desc="affinity net", unit="step",
-                   disable=not progress or rank != 0)
-        try:
-            _epochs(net, model, data, optimizer, sampler, bar, history, config, start, steps,
-                    distributed, rank, world, checkpoint, callback, device)
-        finally:
-            bar.close()
-        model.eval()
-        return history
-    finally:
-        # DDP must go before its process group: freeing it afterwards can hang gloo
-        del net
-        if owns_group:
-            dist.destroy_process_group()
+    def loss(net: nn.Module, indices: List[int], epoch: int):
+        images, labels, colour = _batch(data, indices, crop, model.stride, seed, epoch)
+        out = net(images.to(device))
+        value, parts = affinity_loss(out.affinity, labels.to(device), colour.to(device),
+                                     radius, reg_weight, sigma_xy, sigma_rgb, window, weighting,
+                                     background, reg_norm)
+        return value, {"ac": parts["ac"], "ar": parts["ar"]}
 
-
-def _epochs(net, model, data, optimizer, sampler, bar, history, config, start, steps,
-            distributed, rank, world, checkpoint, callback, device) -> None:
-    """Epochs ``start..epochs - 1`` of :func:`train_affinity_net`; appends to ``history``."""
-    c = config
-    total = c["epochs"] * steps
-    for epoch in range(start, c["epochs"]):
-        sampler.set_epoch(epoch)
-        order = list(sampler)
-        model.train()
-        losses = []
-        for step in range(steps):
-            indices = order[step * c["batch_size"]:(step + 1) * c["batch_size"]]
-            images, labels, colour = _batch(data, indices, c["crop"], model.stride, c["seed"],
-                                            epoch)
-            out = net(images.to(device))
-            loss, parts = affinity_loss(
-                out.affinity, labels.to(device), colour.to(device), c["radius"],
-                c["reg_weight"], c["sigma_xy"], c["sigma_rgb"], c["window"], c["weighting"],
-                c["background"], c["reg_norm"])
-            for group in optimizer.param_groups:
-                group["lr"] = c["lr"] * (1 - (epoch * steps + step) / total) ** 0.9
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(parts["loss"])
-            bar.update()
-            bar.set_postfix(epoch=epoch + 1, loss=f"{parts['loss']:.4f}",
-                            ac=f"{parts['ac']:.3f}", ar=f"{parts['ar']:.3f}")
-        mean = torch.tensor([float(np.mean(losses))], dtype=torch.float64)
-        shards: List = [order]
-        checksums = [float(sum(p.detach().double().sum() for p in model.parameters()))]
-        if distributed:
-            dist.all_reduce(mean)
-            mean /= world
-            shards, sums = [None] * world, [None] * world
-            dist.all_gather_object(shards, order)
-            dist.all_gather_object(sums, checksums[0])
-            checksums = sums
-        history.append(float(mean))
-        if checkpoint is not None and rank == 0:
-            state = {"format": FORMAT, "architecture": model.architecture,
-                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "epoch": epoch + 1, "history": history, "config": config,
-                     "rng": _rng_states(), "shards": shards, "checksums": checksums}
-            with atomic_open(checkpoint, "wb") as file:
-                torch.save(state, file)
-        if distributed:
-            dist.barrier()  # nobody reads a half-finished epoch's checkpoint
-        if callback is not None:
-            callback(epoch, history[-1])
+    # average="batches": the epoch's loss is the mean of its steps, as this loop has
+    # always reported it (its last batch may be smaller)
+    return fit(model, optimizer, loss, len(data), epochs=epochs, batch_size=batch_size,
+               schedule="poly", average="batches", seed=seed, config=config,
+               meta={"format": FORMAT, "architecture": model.architecture},
+               checkpoint=checkpoint, resume=resume, progress=progress, desc="affinity net",
+               on_epoch_end=callback)
