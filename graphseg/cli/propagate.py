@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -47,8 +46,8 @@ from graphseg.nn.models import load_classifier
 from graphseg.propagation import FEATURES, A2GNNConfig, propagate
 from graphseg.refine.crf import PRESETS
 from graphseg.training import load_affinity_net
+from graphseg.utils import distributed
 from graphseg.utils.constants import IGNORE, SUPERVISIONS
-from graphseg.utils.env import rank_and_world_size
 from graphseg.utils.io import atomic_open, read_image, read_label_map, write_json, write_png
 
 # per-process state of the workers (set once by _setup)
@@ -144,11 +143,11 @@ def run(args: argparse.Namespace) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda but torch sees no CUDA device")
     try:
-        rank, world = rank_and_world_size()
+        rank, world, local = distributed.rank(), distributed.world_size(), \
+            distributed.local_rank()
     except ValueError as error:
         raise UsageError(str(error)) from error
-    device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" \
-        if args.device == "cuda" and world > 1 else args.device
+    device = f"cuda:{local}" if args.device == "cuda" and world > 1 else args.device
     torch.set_num_threads(args.threads)
     names = stems(images_dir)
     if not names:

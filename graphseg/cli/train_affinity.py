@@ -25,7 +25,7 @@ from graphseg.cli.failures import Failures, UsageError, check_folder
 from graphseg.data import read_seeds
 from graphseg.data.dataset import find_file, stems
 from graphseg.nn.backbones.pretrained import BUNDLED_WEIGHTS
-from graphseg.utils.env import rank_and_world_size
+from graphseg.utils.distributed import rank as process_rank
 from graphseg.utils.io import read_image
 
 
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
                                         or args.freeze_backbone):
         raise UsageError("--weights and --freeze-backbone need --backbone espnetv2")
     try:
-        rank, _ = rank_and_world_size()
+        rank = process_rank()
     except ValueError as error:
         raise UsageError(str(error)) from error
     names = stems(images_dir)

@@ -10,7 +10,7 @@ import os
 import platform
 from importlib import metadata
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 from graphseg import __version__
 
@@ -82,23 +82,3 @@ def machine(threads: Optional[int] = None) -> Dict[str, object]:
     for distribution, module in PACKAGES:
         report[module.replace("cv2", "opencv")] = package_version(distribution, module)
     return report
-
-
-def rank_and_world_size() -> Tuple[int, int]:
-    """``(rank, world size)`` of this process under ``torchrun`` (its ``RANK`` and
-    ``WORLD_SIZE`` variables), ``(0, 1)`` outside it.
-
-    Read from the environment rather than ``torch.distributed``, so that a process
-    knows its share of the work before (or without) joining a process group.
-    """
-    values = []
-    for name, default in (("RANK", "0"), ("WORLD_SIZE", "1")):
-        text = os.environ.get(name, default)
-        try:
-            values.append(int(text))
-        except ValueError:
-            raise ValueError(f"{name}={text!r}: expected an integer") from None
-    rank, world_size = values
-    if not 0 <= rank < world_size:
-        raise ValueError(f"RANK={rank} is not in [0, WORLD_SIZE={world_size})")
-    return rank, world_size

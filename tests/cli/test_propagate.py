@@ -144,7 +144,8 @@ def test_a_rank_outside_the_world_is_an_error(folder, monkeypatch, capsys):
     monkeypatch.setenv("RANK", "one")
     assert main(["train-affinity", "--images", str(folder / "images"), "--seeds",
                  str(folder / "scribbles"), "--out", str(folder / "ck.pt")]) == 2
-    assert capsys.readouterr().err == "error: RANK='one': expected an integer\n"
+    assert capsys.readouterr().err == ("error: the environment variable RANK must be an integer, "
+                                       "got 'one'\n")
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
