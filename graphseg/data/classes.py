@@ -27,7 +27,7 @@ def read_classes(path: Union[str, Path]) -> Tuple[str, ...]:
     """Class names in index order from a text file, one name per line.
 
     Args:
-        path: text file; blank lines are skipped, surrounding spaces stripped.
+        path (str or os.PathLike): text file; blank lines are skipped, surrounding spaces stripped.
 
     Returns:
         tuple of str: name of class ``i`` at position ``i``.
@@ -74,7 +74,7 @@ def voc_colormap(n: int = 256) -> np.ndarray:
     so neighbouring indices get distinct colours; index 255 (ignore) is cream.
 
     Args:
-        n: number of colours, 1..256.
+        n (int, optional): number of colours, 1..256. (default: ``256``)
 
     Returns:
         np.ndarray: ``(n, 3)`` uint8.

@@ -57,11 +57,12 @@ class ImageDataset(Sequence[Sample]):
     """A list of image stems read into :class:`Sample` on access.
 
     Attributes:
-        root: the dataset folder.
-        names: image stems in order.
-        class_names: class names in index order (``classes`` in 0.1, still readable
-            for one release with a ``DeprecationWarning``).
-        background: class indices that play background (for boxes, points, tags).
+        root (pathlib.Path): the dataset folder.
+        names (list of str): image stems in order.
+        class_names (tuple of str): class names in index order (``classes`` in 0.1,
+            still readable for one release with a ``DeprecationWarning``).
+        background (tuple of int): class indices that play background (for boxes,
+            points, tags).
     """
 
     class_names: Tuple[str, ...] = ()

@@ -20,12 +20,15 @@ class MaskFolderDataset(ImageDataset):
     """Images paired with masks by file stem.
 
     Args:
-        root: folder holding the two sub-folders.
-        images: sub-folder of photos (jpg, png, bmp, tif).
-        masks: sub-folder of ``STEM.png`` masks; an image without one is an error
-            when it is loaded.
-        binary: read 0/255 masks as background/object (see the module notes).
-        classes: class names, if known.
+        root (str or os.PathLike): folder holding the two sub-folders.
+        images (str, optional): sub-folder of photos (jpg, png, bmp, tif).
+            (default: ``"images"``)
+        masks (str, optional): sub-folder of ``STEM.png`` masks; an image without
+            one is an error when it is loaded. (default: ``"masks"``)
+        binary (bool, optional): read 0/255 masks as background/object (see the
+            module notes). (default: ``False``)
+        class_names (sequence of str, optional): class names, if known.
+            (default: ``None``)
     """
 
     def __init__(self, root, images: str = "images", masks: str = "masks",

@@ -57,10 +57,13 @@ def read_boxes_json(path: PathLike, class_names: Optional[Sequence[str]] = None,
     """Read a boxes JSON file.
 
     Args:
-        path: ``STEM.json`` holding a list of ``{"label": ..., "box": [x1, y1, x2, y2]}``.
-        classes: class names, to resolve string labels and bound indices.
-        shape: image ``(H, W)``; when given, boxes are checked and clipped to it
-            (see :func:`graphseg.data.check_boxes`).
+        path (str or os.PathLike): ``STEM.json`` holding a list of
+            ``{"label": ..., "box": [x1, y1, x2, y2]}``.
+        class_names (sequence of str, optional): class names, to resolve string labels and
+            bound indices. (default: ``None``)
+        shape (tuple of int, optional): image ``(H, W)``; when given, boxes are
+            checked and clipped to it (see :func:`graphseg.data.check_boxes`).
+            (default: ``None``)
 
     Returns:
         np.ndarray: ``(N, 5)`` int64 ``(class, x1, y1, x2, y2)``.
@@ -97,10 +100,11 @@ def read_voc_xml(path: PathLike, class_names: Sequence[str],
     """Read the boxes of a PASCAL VOC annotation XML.
 
     Args:
-        path: ``Annotations/STEM.xml``.
-        classes: class names; each ``<object><name>`` must be one of them.
-        shape: image ``(H, W)`` to check and clip against; defaults to the file's
-            ``<size>``.
+        path (str or os.PathLike): ``Annotations/STEM.xml``.
+        class_names (sequence of str): class names; each ``<object><name>`` must be
+            one of them.
+        shape (tuple of int, optional): image ``(H, W)`` to check and clip against.
+            (default: ``None``, the file's ``<size>``)
 
     Returns:
         np.ndarray: ``(N, 5)`` int64 half-open boxes.
@@ -135,11 +139,11 @@ def write_voc_xml(path: PathLike, boxes, class_names: Sequence[str], shape: Tupl
     """Write boxes as a PASCAL VOC annotation XML (atomically).
 
     Args:
-        path: destination ``.xml``.
-        boxes: ``(N, 5)`` half-open boxes.
-        classes: class names, for ``<name>``.
-        shape: image ``(H, W)``.
-        filename: the image's file name, for ``<filename>``.
+        path (str or os.PathLike): destination ``.xml``.
+        boxes (array-like): ``(N, 5)`` half-open boxes.
+        class_names (sequence of str): class names, for ``<name>``.
+        shape (tuple of int): image ``(H, W)``.
+        filename (str): the image's file name, for ``<filename>``.
     """
     root = ET.Element("annotation")
     ET.SubElement(root, "filename").text = filename
@@ -163,8 +167,9 @@ def write_label_png(path: PathLike, label: np.ndarray) -> None:
     """Write a class-index map (label map, scribbles, points) as a VOC palette PNG.
 
     Args:
-        path: destination ``.png``.
-        label: ``(H, W)`` uint8 class indices, 255 = ignore / unlabelled.
+        path (str or os.PathLike): destination ``.png``.
+        label (numpy.ndarray): ``(H, W)`` uint8 class indices, 255 = ignore /
+            unlabelled.
     """
     label = np.asarray(label)
     if label.dtype != np.uint8 or label.ndim != 2:
@@ -177,8 +182,10 @@ def read_seeds(path: PathLike, num_classes: Optional[int] = None) -> np.ndarray:
     """Read a scribble / point / label PNG and check its class indices.
 
     Args:
-        path: ``STEM.png``, uint8 class indices, 255 = unlabelled.
-        num_classes: when given, every value must be < ``num_classes`` or 255.
+        path (str or os.PathLike): ``STEM.png``, uint8 class indices,
+            255 = unlabelled.
+        num_classes (int, optional): when given, every value must be
+            < ``num_classes`` or 255. (default: ``None``)
 
     Returns:
         np.ndarray: ``(H, W)`` uint8.
@@ -220,10 +227,12 @@ def read_boxes(folder: PathLike, stem: str, class_names: Optional[Sequence[str]]
     ``classes``, ``STEM.xml`` (:func:`read_voc_xml`).
 
     Args:
-        folder: the annotation folder.
-        stem: the image's file stem.
-        classes: class names, to resolve names (required for VOC XML).
-        shape: image ``(H, W)`` to check and clip against.
+        folder (str or os.PathLike): the annotation folder.
+        stem (str): the image's file stem.
+        class_names (sequence of str, optional): class names, to resolve names (required for
+            VOC XML). (default: ``None``)
+        shape (tuple of int, optional): image ``(H, W)`` to check and clip against.
+            (default: ``None``)
 
     Returns:
         np.ndarray: ``(N, 5)`` int64 ``(class, x1, y1, x2, y2)``.
@@ -242,12 +251,14 @@ def read_tags(path: PathLike, stems: Optional[Sequence[str]] = None,
     """Read the image-level tags of many images: ``{stem: sorted class ids}``.
 
     Args:
-        path: a folder of ``STEM.json`` tag files (:func:`read_tags_json`), or one
-            JSON file mapping every stem to its tags, ``{"STEM": [class, ...], ...}``
-            (class ids or names).
-        stems: for a folder, the images to read (those without a file are left
-            out); default every ``*.json`` in it.  A mapping is read whole.
-        classes: class names, to resolve names and bound ids.
+        path (str or os.PathLike): a folder of ``STEM.json`` tag files
+            (:func:`read_tags_json`), or one JSON file mapping every stem to its
+            tags, ``{"STEM": [class, ...], ...}`` (class ids or names).
+        stems (sequence of str, optional): for a folder, the images to read (those
+            without a file are left out).  A mapping is read whole.
+            (default: ``None``, every ``*.json`` in the folder)
+        class_names (sequence of str, optional): class names, to resolve names and bound ids.
+            (default: ``None``)
 
     Returns:
         dict: stem -> tuple of class ids, sorted.

@@ -39,7 +39,8 @@ class GrabCutDataset(ImageDataset):
     """The GrabCut folder: one object per image, its box and a binary mask.
 
     Args:
-        root: folder with ``images/``, ``masks/``, ``boxes/`` (and ``scribbles*/``).
+        root (str or os.PathLike): folder with ``images/``, ``masks/``, ``boxes/``
+            (and ``scribbles*/``).
     """
 
     class_names = GRABCUT_CLASSES

@@ -55,10 +55,12 @@ def open_dataset(root, split: Optional[str] = None, layout: Optional[str] = None
     """Open a dataset folder with the reader for its layout.
 
     Args:
-        root: dataset folder.
-        split: split name for VOC and MSRC-v2 (``None`` = every labelled image);
-            must be ``None`` for the other layouts.
-        layout: one of :data:`LAYOUTS`; detected when ``None``.
+        root (str or os.PathLike): dataset folder.
+        split (str, optional): split name for VOC and MSRC-v2 (``None`` = every
+            labelled image); must be ``None`` for the other layouts.
+            (default: ``None``)
+        layout (str, optional): one of :data:`LAYOUTS`; detected when ``None``.
+            (default: ``None``)
 
     Returns:
         ImageDataset: a lazy sequence of :class:`graphseg.data.Sample`.

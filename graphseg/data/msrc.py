@@ -24,8 +24,10 @@ class MSRCDataset(ImageDataset):
     """MSRC-v2 with its fixed split.
 
     Args:
-        root: folder with ``images/``, ``labels/``, ``classes.txt``, ``splits/``.
-        split: ``"train"``, ``"val"``, ``"test"``, or ``None`` for every labelled image.
+        root (str or os.PathLike): folder with ``images/``, ``labels/``,
+            ``classes.txt``, ``splits/``.
+        split (str, optional): ``"train"``, ``"val"``, ``"test"``, or ``None`` for
+            every labelled image. (default: ``None``)
     """
 
     def __init__(self, root, split: Optional[str] = None):

@@ -18,10 +18,11 @@ def load_planetoid(source, name: str, workdir):
     """Copy ``source/NAME/raw`` into ``workdir`` and load it with PyG, offline.
 
     Args:
-        source: folder holding ``Cora/raw/ind.cora.*`` and/or ``CiteSeer/raw/...``.
-        name: ``"Cora"`` or ``"CiteSeer"``.
-        workdir: writable folder; the copy and PyG's ``processed/`` go there and
-            are reused by later calls.
+        source (str or os.PathLike): folder holding ``Cora/raw/ind.cora.*`` and/or
+            ``CiteSeer/raw/...``.
+        name (str): ``"Cora"`` or ``"CiteSeer"``.
+        workdir (str or os.PathLike): writable folder; the copy and PyG's
+            ``processed/`` go there and are reused by later calls.
 
     Returns:
         torch_geometric.datasets.Planetoid: one graph with ``train_mask``,

@@ -24,9 +24,12 @@ def check_boxes(boxes, shape: Optional[Tuple[int, int]] = None,
     (``x2 <= x1`` or ``y2 <= y1``), before or after clipping, is an error.
 
     Args:
-        boxes: ``(N, 5)`` integers ``(class, x1, y1, x2, y2)``, or an empty sequence.
-        shape: image ``(H, W)`` in pixels; ``None`` skips clipping.
-        source: the file or argument the boxes came from, named in messages.
+        boxes (array-like): ``(N, 5)`` integers ``(class, x1, y1, x2, y2)``, or an
+            empty sequence.
+        shape (tuple of int, optional): image ``(H, W)`` in pixels; ``None`` skips
+            clipping. (default: ``None``)
+        source (str, optional): the file or argument the boxes came from, named in
+            messages. (default: ``"boxes"``)
 
     Returns:
         np.ndarray: ``(N, 5)`` int64, clipped to ``[0, W] x [0, H]``.
@@ -68,7 +71,7 @@ def largest_first(boxes) -> np.ndarray:
     on top.
 
     Args:
-        boxes: ``(N, 5)`` ``(class, x1, y1, x2, y2)`` boxes.
+        boxes (array-like): ``(N, 5)`` ``(class, x1, y1, x2, y2)`` boxes.
 
     Returns:
         np.ndarray: ``(N,)`` indices into ``boxes``, from the largest area to the
@@ -87,15 +90,18 @@ class Sample:
     """One annotated image.
 
     Attributes:
-        name: the image's file stem.
-        image: ``(H, W, 3)`` uint8 RGB.
-        label: ``(H, W)`` uint8 class index per pixel, 255 = ignore; ``None`` when
-            the image has no ground truth.
-        instances: ``(H, W)`` uint8 instance id per pixel (0 = no instance,
-            1..254 instances, 255 = ignore), or ``None``.
-        boxes: ``(N, 5)`` int64 ``(class, x1, y1, x2, y2)``, half-open pixel boxes.
-        tags: sorted class indices present in the image (image-level labels).
-        class_names: class names in index order (empty when unknown).
+        name (str): the image's file stem.
+        image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB.
+        label (numpy.ndarray, optional): ``(H, W)`` uint8 class index per pixel,
+            255 = ignore; ``None`` when the image has no ground truth.
+        instances (numpy.ndarray, optional): ``(H, W)`` uint8 instance id per pixel
+            (0 = no instance, 1..254 instances, 255 = ignore), or ``None``.
+        boxes (numpy.ndarray): ``(N, 5)`` int64 ``(class, x1, y1, x2, y2)``,
+            half-open pixel boxes.
+        tags (tuple of int): sorted class indices present in the image (image-level
+            labels).
+        class_names (tuple of str): class names in index order (empty when
+            unknown).
     """
 
     name: str

@@ -28,10 +28,13 @@ class VOCDataset(ImageDataset):
     """A VOC-style folder.
 
     Args:
-        root: folder holding ``JPEGImages/`` and ``SegmentationClass/``.
-        split: name of a list in ``ImageSets/Segmentation/`` (``"train"``,
-            ``"val"``...); ``None`` takes every ``SegmentationClass/*.png``.
-        classes: class names (defaults to the 21 VOC classes).
+        root (str or os.PathLike): folder holding ``JPEGImages/`` and
+            ``SegmentationClass/``.
+        split (str, optional): name of a list in ``ImageSets/Segmentation/``
+            (``"train"``, ``"val"``...); ``None`` takes every
+            ``SegmentationClass/*.png``. (default: ``None``)
+        class_names (sequence of str, optional): class names.
+            (default: :data:`VOC_CLASSES`, the 21 VOC classes)
     """
 
     def __init__(self, root, split: Optional[str] = None,

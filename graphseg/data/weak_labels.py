@@ -73,8 +73,9 @@ def tags_from_labels(label, background: Sequence[int] = (0,)) -> Tuple[int, ...]
     """Image-level tags: the non-background classes present in a label map.
 
     Args:
-        label: ``(H, W)`` class indices, 255 = ignore.
-        background: classes that are not tagged.
+        label (numpy.ndarray): ``(H, W)`` class indices, 255 = ignore.
+        background (sequence of int, optional): classes that are not tagged.
+            (default: ``(0,)``)
 
     Returns:
         tuple of int: sorted class indices.
@@ -92,11 +93,14 @@ def boxes_from_labels(label, instances=None, background: Sequence[int] = (0,),
     """Tight boxes around every object region.
 
     Args:
-        label: ``(H, W)`` class indices, 255 = ignore.
-        instances: optional ``(H, W)`` instance ids (0 = none, 255 = ignore);
-            when given, one box per instance (class by majority vote of ``label``).
-        background: classes that get no box.
-        min_area: smallest region, in pixels, that gets a box.
+        label (numpy.ndarray): ``(H, W)`` class indices, 255 = ignore.
+        instances (numpy.ndarray, optional): ``(H, W)`` instance ids (0 = none,
+            255 = ignore); when given, one box per instance (class by majority vote
+            of ``label``). (default: ``None``)
+        background (sequence of int, optional): classes that get no box.
+            (default: ``(0,)``)
+        min_area (int, optional): smallest region, in pixels, that gets a box.
+            (default: ``64``)
 
     Returns:
         np.ndarray: ``(N, 5)`` int64 ``(class, x1, y1, x2, y2)``, half-open.
@@ -120,10 +124,11 @@ def boxes_to_seeds(boxes, shape: Tuple[int, int], outside: int = 0) -> np.ndarra
     """Fill boxes into a label map (the "box fill" seed), smaller boxes on top.
 
     Args:
-        boxes: ``(N, 5)`` half-open boxes.
-        shape: ``(H, W)``.
-        outside: label of pixels outside every box: the background class, or 255
-            (unknown) when the dataset has no single background class.
+        boxes (array-like): ``(N, 5)`` half-open boxes.
+        shape (tuple of int): ``(H, W)``.
+        outside (int, optional): label of pixels outside every box: the background
+            class, or 255 (unknown) when the dataset has no single background
+            class. (default: ``0``)
 
     Returns:
         np.ndarray: ``(H, W)`` uint8.
@@ -140,15 +145,19 @@ def points_from_labels(label, instances=None, mode: str = "interior", radius: in
     """One click per region (objects and background), as a seed map.
 
     Args:
-        label: ``(H, W)`` class indices, 255 = ignore.
-        instances: optional instance map (one click per instance, plus one per
-            connected component of each class no instance covers).
-        mode: ``"interior"``: the pixel farthest from the region's border (the
-            image edge counts as border; ties go to the first in raster order);
-            ``"random"``: a uniformly random pixel of the region.
-        radius: the click is a disk of this radius in pixels, cut to the region.
-        min_area: smallest region, in pixels, that gets a click.
-        seed: random seed (``"random"`` mode).
+        label (numpy.ndarray): ``(H, W)`` class indices, 255 = ignore.
+        instances (numpy.ndarray, optional): instance map (one click per instance,
+            plus one per connected component of each class no instance covers).
+            (default: ``None``)
+        mode (str, optional): ``"interior"``: the pixel farthest from the region's
+            border (the image edge counts as border; ties go to the first in raster
+            order); ``"random"``: a uniformly random pixel of the region.
+            (default: ``"interior"``)
+        radius (int, optional): the click is a disk of this radius in pixels, cut
+            to the region. (default: ``0``)
+        min_area (int, optional): smallest region, in pixels, that gets a click.
+            (default: ``64``)
+        seed (int, optional): random seed (``"random"`` mode). (default: ``0``)
 
     Returns:
         np.ndarray: ``(H, W)`` uint8, the region's class at each click, 255 elsewhere.
@@ -200,12 +209,17 @@ def scribbles_from_labels(label, instances=None, length_ratio: float = 1.0, widt
     skeleton is empty (too thin) gets its most interior pixel.
 
     Args:
-        label: ``(H, W)`` class indices, 255 = ignore.
-        instances: optional instance map, as for :func:`points_from_labels`.
-        length_ratio: fraction of the skeleton kept, in ``(0, 1]``.
-        width: stroke width in pixels (odd; 1 = the bare skeleton).
-        min_area: smallest region, in pixels, that gets a scribble.
-        seed: random seed (starting pixel of shortened strokes).
+        label (numpy.ndarray): ``(H, W)`` class indices, 255 = ignore.
+        instances (numpy.ndarray, optional): instance map, as for
+            :func:`points_from_labels`. (default: ``None``)
+        length_ratio (float, optional): fraction of the skeleton kept, in
+            ``(0, 1]``. (default: ``1.0``)
+        width (int, optional): stroke width in pixels (odd; 1 = the bare
+            skeleton). (default: ``3``)
+        min_area (int, optional): smallest region, in pixels, that gets a
+            scribble. (default: ``64``)
+        seed (int, optional): random seed (starting pixel of shortened strokes).
+            (default: ``0``)
 
     Returns:
         np.ndarray: ``(H, W)`` uint8, class on the strokes, 255 elsewhere.  Use
