@@ -57,11 +57,12 @@ def grabcut_box(image: np.ndarray, box: Sequence[int], iterations: int = 5,
     """GrabCut foreground of one box (OpenCV, initialised from the box).
 
     Args:
-        image: ``(H, W, 3)`` uint8 RGB.
-        box: ``(x1, y1, x2, y2)`` half-open pixel box inside the image, at least
-            :data:`MIN_BOX_AREA` pixels.
-        iterations: GrabCut iterations, >= 1.
-        seed: OpenCV's random seed (GrabCut's k-means initialisation).
+        image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB.
+        box (sequence of int): ``(x1, y1, x2, y2)`` half-open pixel box inside the
+            image, at least :data:`MIN_BOX_AREA` pixels.
+        iterations (int, optional): GrabCut iterations, >= 1. (default: ``5``)
+        seed (int, optional): OpenCV's random seed (GrabCut's k-means
+            initialisation). (default: ``0``)
 
     Returns:
         np.ndarray: ``(y2 - y1, x2 - x1)`` bool, True where GrabCut says
@@ -108,8 +109,8 @@ def context_ratio(box: Sequence[int], shape: Tuple[int, int]) -> float:
     """Pixels of GrabCut's context outside the box, over the box's pixels.
 
     Args:
-        box: ``(x1, y1, x2, y2)`` half-open, inside the image.
-        shape: ``(H, W)`` of the image.
+        box (sequence of int): ``(x1, y1, x2, y2)`` half-open, inside the image.
+        shape (tuple of int): ``(H, W)`` of the image.
 
     Returns:
         float: 0 for a box covering the whole image, 3 for a box with its full
@@ -143,17 +144,19 @@ def box_seeds(image: np.ndarray, boxes, background: int = 0, band: float = 0.05,
     :func:`context_ratio`), where GrabCut's background model is weakest.
 
     Args:
-        image: ``(H, W, 3)`` uint8 RGB.
-        boxes: ``(N, 5)`` ``(class, x1, y1, x2, y2)`` half-open; may be empty
-            (then every pixel is background).
-        background: label of pixels outside every box.
-        band: width of the unknown band inside GrabCut's foreground border, as a
-            fraction of the box's shorter side, in ``[0, 0.5)``; 0 = Eq. 3.2.
-        wide_band: the band of low-context boxes, in ``[0, 0.5)``; the larger
-            of ``band`` and ``wide_band`` is used for them.  ``band=0,
-            wide_band=0`` = Eq. 3.2.
-        iterations: GrabCut iterations.
-        seed: GrabCut's random seed.
+        image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB.
+        boxes (array-like): ``(N, 5)`` ``(class, x1, y1, x2, y2)`` half-open; may be
+            empty (then every pixel is background).
+        background (int, optional): label of pixels outside every box.
+            (default: ``0``)
+        band (float, optional): width of the unknown band inside GrabCut's
+            foreground border, as a fraction of the box's shorter side, in
+            ``[0, 0.5)``; 0 = Eq. 3.2. (default: ``0.05``)
+        wide_band (float, optional): the band of low-context boxes, in
+            ``[0, 0.5)``; the larger of ``band`` and ``wide_band`` is used for
+            them.  ``band=0, wide_band=0`` = Eq. 3.2. (default: ``0.25``)
+        iterations (int, optional): GrabCut iterations. (default: ``5``)
+        seed (int, optional): GrabCut's random seed. (default: ``0``)
 
     Returns:
         Seeds: the seed map (no scores).
@@ -202,11 +205,12 @@ def opencv_grabcut(image: np.ndarray, boxes, background: int = 0, iterations: in
     this is the number GrabCut papers report.  Smaller boxes are painted last.
 
     Args:
-        image: ``(H, W, 3)`` uint8 RGB.
-        boxes: ``(N, 5)`` ``(class, x1, y1, x2, y2)`` half-open.
-        background: label of every pixel GrabCut leaves out.
-        iterations: GrabCut iterations, >= 1.
-        seed: OpenCV's random seed.
+        image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB.
+        boxes (array-like): ``(N, 5)`` ``(class, x1, y1, x2, y2)`` half-open.
+        background (int, optional): label of every pixel GrabCut leaves out.
+            (default: ``0``)
+        iterations (int, optional): GrabCut iterations, >= 1. (default: ``5``)
+        seed (int, optional): OpenCV's random seed. (default: ``0``)
 
     Returns:
         np.ndarray: ``(H, W)`` uint8 labels.
@@ -242,11 +246,11 @@ def fuse_box_cam(box_labels: np.ndarray, boxes, cam_labels: np.ndarray,
     box's ``M_B`` (smaller boxes decide overlaps); else unknown.
 
     Args:
-        box_labels: ``(H, W)`` uint8 M_B from :func:`box_seeds`.
-        boxes: the boxes ``box_labels`` was made from.
-        cam_labels: ``(H, W)`` uint8 M_I, e.g. :func:`graphseg.seeds.cam_seeds`
-            with ``method="crf"``.
-        background: the background label.
+        box_labels (numpy.ndarray): ``(H, W)`` uint8 M_B from :func:`box_seeds`.
+        boxes (array-like): the boxes ``box_labels`` was made from.
+        cam_labels (numpy.ndarray): ``(H, W)`` uint8 M_I, e.g.
+            :func:`graphseg.seeds.cam_seeds` with ``method="crf"``.
+        background (int, optional): the background label. (default: ``0``)
 
     Returns:
         Seeds: M_F (no scores).
@@ -278,10 +282,11 @@ def confident_box_seeds(fused: np.ndarray, boxes, confident_cam: np.ndarray,
     there nothing could agree, so their M_F pixels are kept as they are.
 
     Args:
-        fused: ``(H, W)`` uint8 M_F from :func:`fuse_box_cam`.
-        boxes: the boxes.
-        confident_cam: ``(H, W)`` uint8 M'_I (``cam_seeds(..., method="confident")``).
-        background: the background label.
+        fused (numpy.ndarray): ``(H, W)`` uint8 M_F from :func:`fuse_box_cam`.
+        boxes (array-like): the boxes.
+        confident_cam (numpy.ndarray): ``(H, W)`` uint8 M'_I
+            (``cam_seeds(..., method="confident")``).
+        background (int, optional): the background label. (default: ``0``)
 
     Returns:
         Seeds: M_g (no scores).

@@ -41,12 +41,15 @@ def multiscale_cam(model: CAMClassifier, image: np.ndarray, scales: Sequence[flo
     is resized bilinearly to ``H x W``; the maps are averaged.
 
     Args:
-        model: the classifier (used in eval mode).
-        image: ``(H, W, 3)`` uint8 RGB.
-        scales: factors applied to the base size, each > 0.
-        flip: also average the horizontally flipped image's CAM.
-        base_size: longer side the image is first resized to (pixels); default
-            ``model.input_size``, or the image's own size when that is ``None``.
+        model (CAMClassifier): the classifier (used in eval mode).
+        image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB.
+        scales (sequence of float, optional): factors applied to the base size,
+            each > 0. (default: :data:`SCALES`, ``(0.5, 1.0, 1.5, 2.0)``)
+        flip (bool, optional): also average the horizontally flipped image's CAM.
+            (default: ``True``)
+        base_size (int, optional): longer side the image is first resized to
+            (pixels). (default: ``None``, ``model.input_size``, or the image's own
+            size when that is ``None``)
 
     Returns:
         np.ndarray: ``(K, H, W)`` float32, >= 0, row ``k`` for ``model.classes[k]``.
@@ -81,11 +84,15 @@ def cam_probabilities(cam: np.ndarray, tags: Sequence[int], classes: Sequence[in
     (no response) gets ``P_fg^c = 0``, hence no seeds, with a warning.
 
     Args:
-        cam: ``(K, H, W)`` non-negative CAMs, from :func:`multiscale_cam`.
-        tags: label ids present in the image (each in ``classes``); may be empty.
-        classes: label id of every row of ``cam``.
-        background: label id of the background, not in ``tags``.
-        gamma: decay of the background score, > 0 (the thesis asks > 1).
+        cam (numpy.ndarray): ``(K, H, W)`` non-negative CAMs, from
+            :func:`multiscale_cam`.
+        tags (sequence of int): label ids present in the image (each in
+            ``classes``); may be empty.
+        classes (sequence of int): label id of every row of ``cam``.
+        background (int, optional): label id of the background, not in ``tags``.
+            (default: ``0``)
+        gamma (float, optional): decay of the background score, > 0 (the thesis
+            asks > 1). (default: ``6.0``)
 
     Returns:
         tuple: ``(probs, ids)``: ``(1 + T, H, W)`` float32 scores in ``[0, 1]``
@@ -126,9 +133,10 @@ def confident_labels(labels: np.ndarray, confidence: np.ndarray, keep: float = 0
     responds) go to the first pixels in raster order.
 
     Args:
-        labels: ``(H, W)`` uint8 label map (255 = unknown, left unknown).
-        confidence: ``(H, W)`` scores, higher = surer.
-        keep: fraction in ``(0, 1]``.
+        labels (numpy.ndarray): ``(H, W)`` uint8 label map (255 = unknown, left
+            unknown).
+        confidence (numpy.ndarray): ``(H, W)`` scores, higher = surer.
+        keep (float, optional): fraction in ``(0, 1]``. (default: ``0.4``)
 
     Returns:
         np.ndarray: ``(H, W)`` uint8, the kept labels, 255 elsewhere.
@@ -164,11 +172,14 @@ def reliable_regions(image: np.ndarray, probs: np.ndarray, classes: Sequence[int
     label where both agree, else it is 255.
 
     Args:
-        image: ``(H, W, 3)`` uint8 RGB.
-        probs: ``(C, H, W)`` non-negative scores (:func:`cam_probabilities`).
-        classes: label id of every row.
-        keep: fraction of each class's pixels passing Eq. 2.6.
-        preset: CRF preset (see :data:`graphseg.refine.crf.PRESETS`).
+        image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB.
+        probs (numpy.ndarray): ``(C, H, W)`` non-negative scores
+            (:func:`cam_probabilities`).
+        classes (sequence of int): label id of every row.
+        keep (float, optional): fraction of each class's pixels passing Eq. 2.6.
+            (default: ``0.4``)
+        preset (str, optional): CRF preset (see :data:`graphseg.refine.crf.PRESETS`).
+            (default: ``"seed"``)
 
     Returns:
         Seeds: ``I_final``; ``scores`` the CRF marginals.
@@ -195,14 +206,19 @@ def release_regions(image: np.ndarray, probs: np.ndarray, classes: Sequence[int]
     background with probability >= ``threshold``; else 255.
 
     Args:
-        image: ``(H, W, 3)`` uint8 RGB.
-        probs: ``(1 + T, H, W)`` from :func:`cam_probabilities` (the background
-            row is recomputed here).
-        classes: label id of every row (background first).
-        low, high: background exponents of the two CRFs, > 0.
-        keep: fraction of each class's region kept, in ``(0, 1]``.
-        threshold: smallest CRF probability of a label, in ``[0, 1]``.
-        preset: CRF preset.
+        image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB.
+        probs (numpy.ndarray): ``(1 + T, H, W)`` from :func:`cam_probabilities`
+            (the background row is recomputed here).
+        classes (sequence of int): label id of every row (background first).
+        low (float, optional): background exponent of the first CRF, > 0.
+            (default: ``4.0``)
+        high (float, optional): background exponent of the second CRF, > 0.
+            (default: ``32.0``)
+        keep (float, optional): fraction of each class's region kept, in
+            ``(0, 1]``. (default: ``0.4``)
+        threshold (float, optional): smallest CRF probability of a label, in
+            ``[0, 1]``. (default: ``0.8``)
+        preset (str, optional): CRF preset. (default: ``"seed"``)
 
     Returns:
         Seeds: the seeds; ``scores`` the low-exponent CRF's marginals.
@@ -249,21 +265,28 @@ def cam_seeds(model: CAMClassifier, image: np.ndarray, tags: Sequence[int],
     """Seeds of one image from its tags and a CAM classifier.
 
     Args:
-        model: the classifier.
-        image: ``(H, W, 3)`` uint8 RGB.
-        tags: label ids present in the image (``model.classes`` ids).  With no
-            tag (no object in the image) every pixel is ``background``, for
-            every method, and the CAM is not computed.
-        method: ``"reliable"`` reliable regions I_final (Eq. 2.7);
+        model (CAMClassifier): the classifier.
+        image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB.
+        tags (sequence of int): label ids present in the image (``model.classes``
+            ids).  With no tag (no object in the image) every pixel is
+            ``background``, for every method, and the CAM is not computed.
+        method (str, optional): ``"reliable"`` reliable regions I_final (Eq. 2.7);
             ``"release"`` the release's form of them (:func:`release_regions`,
             background exponents 4 and 32; ``gamma`` unused);
             ``"confident"`` M'_I, the top ``keep`` of every class of the CAM
             argmax (Eq. 2.6 alone); ``"crf"`` the CRF labels M_I (Eq. 2.5, every
             pixel labelled); ``"argmax"`` the raw CAM argmax (every pixel).
-        background, gamma: as for :func:`cam_probabilities`.
-        keep: fraction kept per class (``"reliable"``, ``"confident"``).
-        scales: CAM scales (Eq. 2.2).
-        preset: CRF preset (``"reliable"``, ``"crf"``).
+            (default: ``"reliable"``)
+        background (int, optional): as for :func:`cam_probabilities`.
+            (default: ``0``)
+        gamma (float, optional): as for :func:`cam_probabilities`.
+            (default: ``6.0``)
+        keep (float, optional): fraction kept per class (``"reliable"``,
+            ``"confident"``). (default: ``0.4``)
+        scales (sequence of float, optional): CAM scales (Eq. 2.2).
+            (default: :data:`SCALES`, ``(0.5, 1.0, 1.5, 2.0)``)
+        preset (str, optional): CRF preset (``"reliable"``, ``"crf"``).
+            (default: ``"seed"``)
 
     Returns:
         Seeds: labels; ``scores`` the CRF marginals (``"reliable"``, ``"crf"``)

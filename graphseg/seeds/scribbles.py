@@ -24,13 +24,15 @@ def expand_seeds(image: np.ndarray, seeds: np.ndarray, num_classes: Optional[int
     computed).
 
     Args:
-        image: ``(H, W, 3)`` uint8 RGB.
-        seeds: ``(H, W)`` uint8 class index, 255 = unlabelled.
-        num_classes: when given, every known label must be below it.
-        superpixel_area: wanted mean superpixel size in pixels (SLIC gets
-            ``H * W / superpixel_area`` segments); smaller is more precise,
-            larger covers more.
-        compactness: SLIC's colour / position trade-off (> 0).
+        image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB.
+        seeds (numpy.ndarray): ``(H, W)`` uint8 class index, 255 = unlabelled.
+        num_classes (int, optional): when given, every known label must be below
+            it. (default: ``None``)
+        superpixel_area (int, optional): wanted mean superpixel size in pixels
+            (SLIC gets ``H * W / superpixel_area`` segments); smaller is more
+            precise, larger covers more. (default: ``100``)
+        compactness (float, optional): SLIC's colour / position trade-off (> 0).
+            (default: ``10.0``)
 
     Returns:
         Seeds: the expanded map (no scores).
