@@ -19,10 +19,12 @@ def check_pair(pred, gt, num_classes: Optional[int], source: str = "") -> tuple:
     """Validate a prediction / ground-truth pair of ``(H, W)`` class-index maps.
 
     Args:
-        pred: predicted classes, 255 = no prediction.
-        gt: true classes, 255 = ignore.
-        num_classes: when given, every value must be < ``num_classes`` or 255.
-        source: file or sample name, prefixed to error messages.
+        pred (numpy.ndarray or Tensor): predicted classes, 255 = no prediction.
+        gt (numpy.ndarray or Tensor): true classes, 255 = ignore.
+        num_classes (int or None): when given, every value must be < ``num_classes``
+            or 255.
+        source (str, optional): file or sample name, prefixed to error messages.
+            (default: ``""``)
 
     Returns:
         tuple: ``(pred, gt)`` as int64 numpy arrays.
@@ -48,9 +50,10 @@ def confusion_matrix(pred, gt, num_classes: int) -> np.ndarray:
     """Pixel counts of (true class, predicted class) for one image.
 
     Args:
-        pred: ``(H, W)`` predicted classes, 255 = no prediction.
-        gt: ``(H, W)`` true classes, 255 = ignore.
-        num_classes: K.
+        pred (numpy.ndarray or Tensor): ``(H, W)`` predicted classes, 255 = no
+            prediction.
+        gt (numpy.ndarray or Tensor): ``(H, W)`` true classes, 255 = ignore.
+        num_classes (int): K.
 
     Returns:
         np.ndarray: ``(K, K + 1)`` int64; entry ``[t, p]`` counts pixels of true class
@@ -74,12 +77,14 @@ class ConfusionMatrix:
     """Accumulates :func:`confusion_matrix` over a dataset, one image at a time.
 
     Args:
-        num_classes: K; ``None`` grows K to the largest class id seen (+1).
+        num_classes (int, optional): K; ``None`` grows K to the largest class id
+            seen (+1). (default: ``None``)
 
     Attributes:
-        counts: ``(K, K + 1)`` int64, as returned by :func:`confusion_matrix`.
-        pixels: every pixel seen, ignored ones included.
-        labelled: pixels whose prediction is not 255, ignored ones included.
+        counts (numpy.ndarray): ``(K, K + 1)`` int64, as returned by
+            :func:`confusion_matrix`.
+        pixels (int): every pixel seen, ignored ones included.
+        labelled (int): pixels whose prediction is not 255, ignored ones included.
     """
 
     def __init__(self, num_classes: Optional[int] = None):
@@ -153,8 +158,10 @@ class ConfusionMatrix:
         """Everything as a JSON-serialisable dict (NaN written as ``None``).
 
         Args:
-            class_names: class names for the per-class entries (default: indices).
-            background: classes merged for FB-IoU; ``None`` leaves FB-IoU out.
+            class_names (sequence of str, optional): class names for the per-class
+                entries. (default: ``None``, indices)
+            background (sequence of int, optional): classes merged for FB-IoU;
+                ``None`` leaves FB-IoU out. (default: ``(0,)``)
         """
         names = list(class_names) if class_names is not None else [str(i) for i in
                                                                     range(self.num_classes)]

@@ -24,8 +24,9 @@ def instances_from_maps(instances, label) -> Tuple[np.ndarray, np.ndarray]:
     """Split a VOC-style instance map into masks with classes.
 
     Args:
-        instances: ``(H, W)`` instance ids (0 = none, 255 = ignore).
-        label: ``(H, W)`` class map; an instance takes its majority class.
+        instances (numpy.ndarray): ``(H, W)`` instance ids (0 = none, 255 = ignore).
+        label (numpy.ndarray): ``(H, W)`` class map; an instance takes its majority
+            class.
 
     Returns:
         tuple: ``(masks (N, H, W) bool, classes (N,) int64)``.
@@ -48,9 +49,9 @@ def average_precision(scores: np.ndarray, hits: np.ndarray, num_gt: int) -> floa
     """All-points interpolated AP of detections ranked by score.
 
     Args:
-        scores: ``(D,)`` detection scores.
-        hits: ``(D,)`` bool, true positive or not.
-        num_gt: number of ground-truth instances (> 0).
+        scores (numpy.ndarray): ``(D,)`` detection scores.
+        hits (numpy.ndarray): ``(D,)`` bool, true positive or not.
+        num_gt (int): number of ground-truth instances (> 0).
 
     Returns:
         float: AP in ``[0, 1]``.
@@ -83,8 +84,9 @@ class MaskAP:
     Only match flags and scores are kept between images, not the masks.
 
     Args:
-        num_classes: K; instances of class 255 are ignored.
-        thresholds: IoU thresholds (default 0.5, 0.7, 0.75).
+        num_classes (int): K; instances of class 255 are ignored.
+        thresholds (sequence of float, optional): IoU thresholds.
+            (default: :data:`THRESHOLDS`, ``(0.5, 0.7, 0.75)``)
     """
 
     def __init__(self, num_classes: int, thresholds: Sequence[float] = THRESHOLDS):
@@ -99,13 +101,14 @@ class MaskAP:
         """Add one image.
 
         Args:
-            pred_masks: ``(P, H, W)`` bool predicted instance masks.
-            pred_classes: ``(P,)`` class of each prediction.
-            pred_scores: ``(P,)`` confidence (higher ranks first).
-            gt_masks: ``(G, H, W)`` bool ground-truth instance masks.
-            gt_classes: ``(G,)`` class of each instance.
-            ignore: ``(H, W)`` bool pixels left out of every IoU.
-            source: image name for error messages.
+            pred_masks (numpy.ndarray): ``(P, H, W)`` bool predicted instance masks.
+            pred_classes (numpy.ndarray): ``(P,)`` class of each prediction.
+            pred_scores (numpy.ndarray): ``(P,)`` confidence (higher ranks first).
+            gt_masks (numpy.ndarray): ``(G, H, W)`` bool ground-truth instance masks.
+            gt_classes (numpy.ndarray): ``(G,)`` class of each instance.
+            ignore (numpy.ndarray, optional): ``(H, W)`` bool pixels left out of
+                every IoU. (default: ``None``)
+            source (str, optional): image name for error messages. (default: ``""``)
         """
         prefix = f"{source}: " if source else ""
         pred_masks, gt_masks = np.asarray(pred_masks, bool), np.asarray(gt_masks, bool)

@@ -17,7 +17,8 @@ class SeedQuality:
     precision (their correctness is unknown) but count in :meth:`labelled_fraction`.
 
     Args:
-        num_classes: K, or ``None`` to grow with the ids seen.
+        num_classes (int, optional): K, or ``None`` to grow with the ids seen.
+            (default: ``None``)
     """
 
     def __init__(self, num_classes: Optional[int] = None):
