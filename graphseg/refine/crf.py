@@ -31,12 +31,14 @@ def dense_crf(image: np.ndarray, probs: np.ndarray, preset: str = "seed",
     The unary is ``-log(p)`` with ``p`` clipped to ``[1e-5, 1]``.
 
     Args:
-        image: ``(H, W, 3)`` uint8 RGB (copied if not C-contiguous).
-        probs: ``(C, H, W)`` float class probabilities, non-negative, summing to 1
-            over ``C`` at every pixel (within 1e-3).
-        preset: a key of :data:`PRESETS` (``"seed"`` or ``"final"``).
-        iterations: mean-field steps, >= 1.
-        **params: override single preset values (``gaussian_sxy``,
+        image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB (copied if not
+            C-contiguous).
+        probs (numpy.ndarray): ``(C, H, W)`` float class probabilities,
+            non-negative, summing to 1 over ``C`` at every pixel (within 1e-3).
+        preset (str, optional): a key of :data:`PRESETS` (``"seed"`` or
+            ``"final"``). (default: ``"seed"``)
+        iterations (int, optional): mean-field steps, >= 1. (default: ``10``)
+        **params (float, optional): override single preset values (``gaussian_sxy``,
             ``gaussian_compat``, ``bilateral_sxy``, ``bilateral_srgb``,
             ``bilateral_compat``), each > 0.
 
@@ -70,8 +72,13 @@ def crf_labels(image: np.ndarray, probs: np.ndarray, classes=None, preset: str =
     """The CRF's label map: argmax of :func:`dense_crf`, every pixel labelled.
 
     Args:
-        image, probs, preset, iterations, params: as for :func:`dense_crf`.
-        classes: class index of every row of ``probs`` (default ``0..C-1``).
+        image (numpy.ndarray): as for :func:`dense_crf`.
+        probs (numpy.ndarray): as for :func:`dense_crf`.
+        classes (sequence of int, optional): class index of every row of
+            ``probs``. (default: ``None``, ``0..C-1``)
+        preset (str, optional): as for :func:`dense_crf`. (default: ``"seed"``)
+        iterations (int, optional): as for :func:`dense_crf`. (default: ``10``)
+        **params (float, optional): as for :func:`dense_crf`.
 
     Returns:
         Seeds: ``labels`` (no 255), ``scores`` the CRF marginals, ``classes``.

@@ -41,15 +41,18 @@ def random_walk(values: Tensor, affinity: Tensor, radius: int, window: str = "sq
     column-normalised transition matrix ``T`` of AffinityNet.
 
     Args:
-        values: ``(C, H, W)`` floating scores (CAMs, seed probabilities, ...).
-        affinity: ``(K, H, W)`` non-negative affinities per window offset, as
+        values (Tensor): ``(C, H, W)`` floating scores (CAMs, seed probabilities,
+            ...).
+        affinity (Tensor): ``(K, H, W)`` non-negative affinities per window offset, as
             returned by :func:`graphseg.graph.grid_affinity` with the same
             ``radius`` and ``window`` and ``self_loops=True``; 0 where the
             neighbour is outside the map.  Must be symmetric
             (``A[k, y, x] = A[K-1-k, y+dy, x+dx]``), as ``grid_affinity`` makes it.
-        radius, window: the window, as for :func:`graphseg.graph.grid_graph`.
-        beta: exponent, > 0.
-        steps: ``t``, >= 0 (0 returns ``values``).
+        radius (int): the window's radius, as for :func:`graphseg.graph.grid_graph`.
+        window (str, optional): the window's shape, as for
+            :func:`graphseg.graph.grid_graph`. (default: ``"square"``)
+        beta (float, optional): exponent, > 0. (default: ``8.0``)
+        steps (int, optional): ``t``, >= 0 (0 returns ``values``). (default: ``64``)
 
     Returns:
         Tensor: ``(C, H, W)``, the walked values, same dtype as ``values``.
@@ -103,9 +106,11 @@ def colour_affinity(image: np.ndarray, radius: int = 5, scale: float = 3.0,
     A stand-in for the affinity network's features when none is trained.
 
     Args:
-        image: ``(H, W, 3)`` uint8 RGB.
-        radius, window: the window.
-        scale: contrast of the affinities, > 0 (larger = sharper edges).
+        image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB.
+        radius (int, optional): the window's radius. (default: ``5``)
+        scale (float, optional): contrast of the affinities, > 0 (larger = sharper
+            edges). (default: ``3.0``)
+        window (str, optional): the window's shape. (default: ``"square"``)
 
     Returns:
         Tensor: ``(K, H, W)`` float32 in ``(0, 1]``.
@@ -129,15 +134,22 @@ def walk_probabilities(image: np.ndarray, probs: np.ndarray,
     and renormalised to sum to 1.
 
     Args:
-        image: ``(H, W, 3)`` uint8 RGB.
-        probs: ``(C, H, W)`` non-negative scores (need not sum to 1; CAM scores
-            with the ``(1 - max) ** gamma`` background of Eq. 2.4 are typical).
-        classes: label id of every row (default ``0..C-1``).
-        affinity: ``(K, h, w)`` affinities on the downsampled grid, ``h =
-            ceil(H / stride)``; default :func:`colour_affinity`.
-        stride: downsampling factor, >= 1.
-        radius, beta, steps: as for :func:`random_walk` (square window).
-        scale: contrast of :func:`colour_affinity`.
+        image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB.
+        probs (numpy.ndarray): ``(C, H, W)`` non-negative scores (need not sum to
+            1; CAM scores with the ``(1 - max) ** gamma`` background of Eq. 2.4
+            are typical).
+        classes (sequence of int, optional): label id of every row.
+            (default: ``None``, ``0..C-1``)
+        affinity (Tensor, optional): ``(K, h, w)`` affinities on the downsampled
+            grid, ``h = ceil(H / stride)``. (default: ``None``,
+            :func:`colour_affinity`)
+        stride (int, optional): downsampling factor, >= 1. (default: ``4``)
+        radius (int, optional): as for :func:`random_walk` (square window).
+            (default: ``5``)
+        beta (float, optional): as for :func:`random_walk`. (default: ``8.0``)
+        steps (int, optional): as for :func:`random_walk`. (default: ``64``)
+        scale (float, optional): contrast of :func:`colour_affinity`.
+            (default: ``3.0``)
 
     Returns:
         Seeds: argmax labels (every pixel), ``scores`` the walked probabilities.
@@ -174,12 +186,16 @@ def fuse_probabilities(image: np.ndarray, ours: np.ndarray, walked: np.ndarray,
     then a dense CRF (``preset``; ``None`` skips it).
 
     Args:
-        image: ``(H, W, 3)`` uint8 RGB.
-        ours: ``(C, H, W)`` probabilities (e.g. the GNN's softmax), summing to 1.
-        walked: ``(C, H, W)`` random-walk probabilities, summing to 1.
-        classes: label id of every row.
-        ratio: weight of ``walked`` relative to ``ours``, >= 0.
-        preset: CRF preset, or ``None``.
+        image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB.
+        ours (numpy.ndarray): ``(C, H, W)`` probabilities (e.g. the GNN's
+            softmax), summing to 1.
+        walked (numpy.ndarray): ``(C, H, W)`` random-walk probabilities, summing
+            to 1.
+        classes (sequence of int, optional): label id of every row.
+            (default: ``None``, ``0..C-1``)
+        ratio (float, optional): weight of ``walked`` relative to ``ours``, >= 0.
+            (default: ``3.0``)
+        preset (str, optional): CRF preset, or ``None``. (default: ``"final"``)
 
     Returns:
         Seeds: labels (every pixel) and the fused (or CRF) probabilities.
