@@ -33,24 +33,41 @@ class A2GNNConfig:
     """Hyper-parameters of :func:`train_a2gnn`; every field can be overridden.
 
     Attributes:
-        layer: propagation layer, ``"a2gnn"``, ``"gcn"``, ``"gat"`` or ``"agnn"``;
-            :func:`~graphseg.propagation.segment_image` also takes
-            ``"random-walk"`` (no training).
-        hidden_channels, num_layers, dropout, beta, negative: the model (Eq. 3.16-3.19).
-        lr, weight_decay: Adam.
-        stage1_epochs: epochs of cross-entropy (and, with ``mp_in_stage1``, MP loss).
-        stage2_epochs: epochs with every loss and consistency checking.
-        reg_weight: :math:`\\lambda_1` of Eq. 3.20 (0 disables).
-        reg_radius, sigma_xy, sigma_rgb: the Gaussian kernel (Eq. 3.13), in
-            nodes and in colour units of ``[0, 1]``.
-        mp_weight: weight of the MP loss (boxes; 0 disables).
-        mp_in_stage1: the thesis uses the MP loss in both stages, the release
-            only in the second.
-        consistency: consistency checking in the second stage (boxes).
-        accumulate_consistency: the release writes removals into the seeds,
-            so they accumulate over epochs; the thesis re-checks the original
-            seeds at every epoch.
-        balanced_ce: background and foreground averaged separately (release).
+        layer (str): propagation layer, ``"a2gnn"``, ``"gcn"``, ``"gat"`` or
+            ``"agnn"``; :func:`~graphseg.propagation.segment_image` also takes
+            ``"random-walk"`` (no training). (default: ``"a2gnn"``)
+        hidden_channels (int): the model (Eq. 3.16-3.19): embedding size.
+            (default: ``256``)
+        num_layers (int): the model: attention layers :math:`L`. (default: ``3``)
+        dropout (float): the model: dropout after the embedding. (default: ``0.5``)
+        beta (float): the model: edge coefficient of every layer. (default: ``10.0``)
+        negative (str): the model: ``"gate"`` (thesis) or ``"mask"`` (release).
+            (default: ``"gate"``)
+        lr (float): Adam's learning rate. (default: ``0.03``)
+        weight_decay (float): Adam's weight decay. (default: ``5e-4``)
+        stage1_epochs (int): epochs of cross-entropy (and, with ``mp_in_stage1``,
+            MP loss). (default: ``50``)
+        stage2_epochs (int): epochs with every loss and consistency checking.
+            (default: ``50``)
+        reg_weight (float): :math:`\\lambda_1` of Eq. 3.20 (0 disables).
+            (default: ``0.01``)
+        reg_radius (int): the Gaussian kernel (Eq. 3.13): its radius, in nodes.
+            (default: ``5``)
+        sigma_xy (float): the Gaussian kernel: its position scale, in nodes.
+            (default: ``6.0``)
+        sigma_rgb (float): the Gaussian kernel: its colour scale, in colour units
+            of ``[0, 1]``. (default: ``0.1``)
+        mp_weight (float): weight of the MP loss (boxes; 0 disables).
+            (default: ``1.0``)
+        mp_in_stage1 (bool): the thesis uses the MP loss in both stages, the
+            release only in the second. (default: ``True``)
+        consistency (bool): consistency checking in the second stage (boxes).
+            (default: ``True``)
+        accumulate_consistency (bool): the release writes removals into the
+            seeds, so they accumulate over epochs; the thesis re-checks the
+            original seeds at every epoch. (default: ``False``)
+        balanced_ce (bool): background and foreground averaged separately
+            (release). (default: ``True``)
     """
 
     layer: str = "a2gnn"
@@ -98,18 +115,22 @@ def train_a2gnn(x: Tensor, graph: Adj, labels: Tensor, num_classes: int,
 
     Args:
         x (Tensor): ``(N, D)`` node features (``data.x``), ``N = h * w``.
-        graph: the graph (``GridAdjacency``, ``CSRAdjacency`` or ``edge_index``).
+        graph (GridAdjacency or CSRAdjacency or Tensor): the graph
+            (``GridAdjacency``, ``CSRAdjacency`` or ``edge_index``).
         labels (Tensor): ``(N,)`` int64 seed labels, 255 = unknown.
         num_classes (int): classes, background (0) included.
         grid_size (tuple): ``(h, w)`` of the node grid.
         colour (Tensor, optional): ``(3, h, w)`` node colours in ``[0, 1]`` for
-            the regularised loss; without it that loss is off.
+            the regularised loss; without it that loss is off. (default: ``None``)
         boxes (Tensor, optional): ``(M, 5)`` node-grid boxes
             (:func:`~graphseg.losses.boxes_to_grid`) for the MP loss and
-            consistency checking.
+            consistency checking. (default: ``None``)
         edge_weight (Tensor, optional): with an ``edge_index`` graph.
+            (default: ``None``)
         config (A2GNNConfig, optional): hyper-parameters.
+            (default: ``A2GNNConfig()``)
         seed (int, optional): seeds the model's initialisation and dropout.
+            (default: ``0``)
 
     Returns:
         Tensor: ``(N, num_classes)`` probabilities (Eq. 3.19), no gradient.

@@ -41,7 +41,7 @@ def backbone_features(backbone: nn.Module, image: np.ndarray, grid_size: Tuple[i
     Args:
         backbone (nn.Module): ``forward_features(x) -> [(1, C_l, h_l, w_l)]`` on
             an ImageNet-normalised batch (:func:`graphseg.nn.backbones.preprocess`).
-        image (ndarray): ``(H, W, 3)`` uint8 RGB.
+        image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB.
         grid_size (tuple): ``(h, w)`` of the node grid.
         levels (int, optional): how many of the last maps to use. (default: ``3``)
 
@@ -73,7 +73,7 @@ def node_features(image: np.ndarray, features: Union[str, nn.Module] = "espnetv2
     """``(C, ceil(H / stride), ceil(W / stride))`` node features of a photo.
 
     Args:
-        image (ndarray): ``(H, W, 3)`` uint8 RGB.
+        image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB.
         features (str or nn.Module, optional): ``"espnetv2"`` (the bundled
             pretrained encoder), ``"colour"`` (:func:`colour_position_features`)
             or a backbone module. (default: ``"espnetv2"``)

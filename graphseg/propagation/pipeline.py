@@ -87,29 +87,32 @@ def segment_image(image: np.ndarray, seeds: np.ndarray, num_classes: int,
     the baseline propagator of Table 3.4.
 
     Args:
-        image (ndarray): ``(H, W, 3)`` uint8 RGB.
-        seeds (ndarray): ``(H, W)`` uint8 seed labels, 255 = unknown (e.g. from
+        image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB.
+        seeds (numpy.ndarray): ``(H, W)`` uint8 seed labels, 255 = unknown (e.g. from
             :mod:`graphseg.seeds`).
         num_classes (int): classes, background (0) included.
         boxes (array-like, optional): ``(M, 5)`` pixel boxes ``(class, x1, y1,
             x2, y2)`` (half-open) for the MP loss and consistency checking.
+            (default: ``None``)
         stride (int, optional): pixels per node side. (default: ``8``, the
             thesis' feature stride)
         radius (int, optional): window radius in nodes. (default: ``4``)
         features (Tensor, optional): ``(C, h, w)`` node feature map on the
-            ``ceil(H / stride) x ceil(W / stride)`` grid; default colour and
-            position (:func:`colour_position_features`).
+            ``ceil(H / stride) x ceil(W / stride)`` grid. (default: ``None``,
+            colour and position (:func:`colour_position_features`))
         edge_features (Tensor, optional): ``(C_g, h, w)`` map for the edge
-            affinities; default the cell colours times ``colour_scale``.
+            affinities. (default: ``None``, the cell colours times
+            ``colour_scale``)
         colour_scale (float, optional): RGB in ``[0, 1]`` is scaled by this
             before Eq. 3.8, so that a colour edge of 0.1 weighs ``e^-1``.
             (default: ``10.0``)
         config (A2GNNConfig, optional): the per-image training.
+            (default: ``A2GNNConfig()``)
         propagator (str, optional): ``"gnn"`` or ``"random-walk"`` (see
             :data:`PROPAGATORS`). (default: ``"gnn"``)
         crf (str, optional): dense CRF preset for post-processing, ``None``
             for none. (default: ``"final"``)
-        seed (int, optional): seeds the training.
+        seed (int, optional): seeds the training. (default: ``0``)
         device (str or torch.device, optional): where the graph and the model
             live. (default: ``"cpu"``)
 

@@ -63,12 +63,15 @@ class Propagation(NamedTuple):
     """What :func:`propagate` returns for one photo.
 
     Attributes:
-        labels: ``(H, W)`` uint8 class per pixel.
-        probs: ``(num_classes, H, W)`` float32 probabilities behind ``labels``.
-        seeds: ``(H, W)`` uint8 seed map the graph was trained on, 255 = unknown.
-        instances: boxes only: ``(H, W)`` uint16, ``i + 1`` where the pixel is
-            an instance of box ``i`` (input order), 0 elsewhere; else ``None``.
-        seconds: wall-clock seconds of ``"seeds"``, ``"features"`` (node
+        labels (numpy.ndarray): ``(H, W)`` uint8 class per pixel.
+        probs (numpy.ndarray): ``(num_classes, H, W)`` float32 probabilities behind
+            ``labels``.
+        seeds (numpy.ndarray): ``(H, W)`` uint8 seed map the graph was trained on,
+            255 = unknown.
+        instances (numpy.ndarray or None): boxes only: ``(H, W)`` uint16, ``i + 1``
+            where the pixel is an instance of box ``i`` (input order), 0
+            elsewhere; else ``None``.
+        seconds (dict): wall-clock seconds of ``"seeds"``, ``"features"`` (node
             features), ``"propagation"`` (graph and GNN), ``"postprocess"``
             (fusion, CRF) and ``"total"``.
     """
@@ -87,8 +90,9 @@ def box_instances(labels: np.ndarray, boxes) -> np.ndarray:
     Where boxes overlap, the smaller box owns the pixel (as in :func:`box_seeds`).
 
     Args:
-        labels: ``(H, W)`` uint8 class map.
-        boxes: ``(M, 5)`` ``(class, x1, y1, x2, y2)`` half-open pixel boxes.
+        labels (numpy.ndarray): ``(H, W)`` uint8 class map.
+        boxes (array-like): ``(M, 5)`` ``(class, x1, y1, x2, y2)`` half-open pixel
+            boxes.
 
     Returns:
         np.ndarray: ``(H, W)`` uint16, ``i + 1`` for box ``i``, 0 for no instance.
@@ -129,10 +133,11 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
     """Dense labels for one photo from its weak annotation.
 
     Args:
-        image (ndarray): ``(H, W, 3)`` uint8 RGB.
-        annotation: ``"boxes"``: ``(M, 5)`` ``(class, x1, y1, x2, y2)`` half-open
-            pixel boxes; ``"scribbles"`` / ``"points"``: ``(H, W)`` uint8 map,
-            255 = unlabelled; ``"tags"``: the foreground class ids present.
+        image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB.
+        annotation (array-like or sequence of int): ``"boxes"``: ``(M, 5)``
+            ``(class, x1, y1, x2, y2)`` half-open pixel boxes; ``"scribbles"`` /
+            ``"points"``: ``(H, W)`` uint8 map, 255 = unlabelled; ``"tags"``: the
+            foreground class ids present.
         kind (str): ``"boxes"``, ``"scribbles"``, ``"points"`` or ``"tags"``.
         num_classes (int): classes, background included.
         propagator (str, optional): ``"gnn"``, a GNN trained on the photo's
@@ -145,7 +150,7 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
             (default: ``A2GNNConfig.release(kind)``)
         cam (CAMClassifier, optional): required for ``"tags"``; with
             ``"points"`` it limits the classes to the pointed ones and allows
-            the fusion.
+            the fusion. (default: ``None``)
         features (str or nn.Module, optional): node features: ``"espnetv2"``
             (the bundled pretrained encoder's last three levels), ``"colour"``
             (colour and position, no network) or a backbone
@@ -155,6 +160,7 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
             3.3.3); when given, its levels are the node features and its
             affinity head gives the edge weights (Eq. 3.8, 3.14), and
             ``features`` is unused; ``stride`` must be the network's.
+            (default: ``None``)
         stride (int, optional): pixels per node side. (default: ``8``)
         radius (int, optional): window radius in nodes. (default: 4 for boxes
             and scribbles, 3 for points and tags, as in the thesis)
@@ -168,8 +174,9 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
             (default: ``0.0``)
         band (float, optional): boxes: :func:`box_seeds`' unknown band.
             (default: :func:`box_seeds`' default)
-        seed (int, optional): seeds GrabCut and the training.
+        seed (int, optional): seeds GrabCut and the training. (default: ``0``)
         device (str or torch.device, optional): where the GNN runs.
+            (default: ``"cpu"``)
 
     Returns:
         Propagation: labels, probabilities, seeds, instances (boxes), timings.
