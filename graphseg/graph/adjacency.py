@@ -30,12 +30,14 @@ class GridAdjacency:
     ``(y + dy, x + dx) -> (y, x)`` for ``(dy, dx) = offsets[k]``.
 
     Attributes:
-        height, width: grid size in nodes.
-        offsets: ``(K, 2)`` int64 window offsets (lexicographic, symmetric,
-            ``(0, 0)`` always included so self loops can be switched on).
-        mask: ``(K, H, W)`` bool, ``True`` where the edge exists.
-        weight: ``(K, H, W)`` edge weights (0 where there is no edge), or
-            ``None`` for an unweighted graph.
+        height (int): grid size in nodes: rows.
+        width (int): grid size in nodes: columns.
+        offsets (Tensor): ``(K, 2)`` int64 window offsets (lexicographic,
+            symmetric, ``(0, 0)`` always included so self loops can be switched
+            on).
+        mask (Tensor): ``(K, H, W)`` bool, ``True`` where the edge exists.
+        weight (Tensor or None): ``(K, H, W)`` edge weights (0 where there is no
+            edge), or ``None`` for an unweighted graph.
     """
 
     height: int
@@ -178,14 +180,16 @@ class CSRAdjacency:
     """A graph in destination-sorted CSR form, with its transpose.
 
     Attributes:
-        rowptr: ``(N + 1,)`` int64; the in-edges of node ``i`` are
+        rowptr (Tensor): ``(N + 1,)`` int64; the in-edges of node ``i`` are
             ``rowptr[i]:rowptr[i + 1]``.
-        row: ``(E,)`` int64 target of every edge (``rowptr`` expanded).
-        col: ``(E,)`` int64 source of every edge.
-        weight: ``(E,)`` edge weights or ``None``.
-        t_rowptr, t_col, t_perm: the transpose (sorted by source):
-            ``t_perm`` lists the edges in that order and ``t_col`` their targets.
-        self_loops: ``True`` when built with ``add_self_loops=True``: every
+        row (Tensor): ``(E,)`` int64 target of every edge (``rowptr`` expanded).
+        col (Tensor): ``(E,)`` int64 source of every edge.
+        weight (Tensor or None): ``(E,)`` edge weights or ``None``.
+        t_rowptr (Tensor): the transpose (sorted by source): its ``rowptr``.
+        t_col (Tensor): the transpose: the targets of the edges in ``t_perm``'s
+            order.
+        t_perm (Tensor): the transpose: lists the edges sorted by source.
+        self_loops (bool): ``True`` when built with ``add_self_loops=True``: every
             node has exactly one self loop, of weight 1.
     """
 

@@ -37,8 +37,11 @@ def grid_affinity(features: Tensor, radius: int, window: str = "square",
     Args:
         features (Tensor): ``(C, H, W)`` affinity feature map, e.g. the
             affinity head's output.
-        radius (int), window (str), self_loops (bool): the window, as in
-            :func:`~graphseg.graph.grid_graph`.
+        radius (int): the window's radius, as in :func:`~graphseg.graph.grid_graph`.
+        window (str, optional): the window's shape, as in
+            :func:`~graphseg.graph.grid_graph`. (default: ``"square"``)
+        self_loops (bool, optional): the window's self loop, as in
+            :func:`~graphseg.graph.grid_graph`. (default: ``True``)
 
     Returns:
         Tensor: ``(K, H, W)`` weights; ``out[k, y, x]`` joins node ``(y, x)``

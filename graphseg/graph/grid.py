@@ -24,19 +24,21 @@ class GridGraph:
     """A window graph on an ``height x width`` grid, as built by :func:`grid_graph`.
 
     Attributes:
-        height, width: grid size in nodes.
-        radius: window radius in nodes.
-        window: ``"square"`` (Chebyshev distance ``<= radius``) or ``"disk"``
-            (Euclidean distance ``<= radius``).
-        self_loops: whether the offset ``(0, 0)`` is part of the window.
-        offsets: ``(K, 2)`` int64 window offsets ``(dy, dx)`` in lexicographic
-            order.  The set is symmetric, so offset ``K - 1 - k`` is ``-offsets[k]``.
-        edge_index: ``(2, E)`` int64; row 0 is the source ``j``, row 1 the
+        height (int): grid size in nodes: rows.
+        width (int): grid size in nodes: columns.
+        radius (int): window radius in nodes.
+        window (str): ``"square"`` (Chebyshev distance ``<= radius``) or
+            ``"disk"`` (Euclidean distance ``<= radius``).
+        self_loops (bool): whether the offset ``(0, 0)`` is part of the window.
+        offsets (Tensor): ``(K, 2)`` int64 window offsets ``(dy, dx)`` in
+            lexicographic order.  The set is symmetric, so offset ``K - 1 - k``
+            is ``-offsets[k]``.
+        edge_index (Tensor): ``(2, E)`` int64; row 0 is the source ``j``, row 1 the
             target ``i`` (PyG's convention: messages flow ``j -> i``), with
             ``j = i + dy * width + dx`` for ``(dy, dx) = offsets[edge_offset]``.
             Edges are sorted by target, then by source, which is the same as
             by target, then by offset index: a CSR layout by destination.
-        edge_offset: ``(E,)`` int64 index into ``offsets`` of every edge.
+        edge_offset (Tensor): ``(E,)`` int64 index into ``offsets`` of every edge.
 
     The tensors are shared by every caller of :func:`grid_graph` with the same
     arguments (the result is cached): do not modify them in place.

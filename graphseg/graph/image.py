@@ -151,7 +151,7 @@ def label_map_to_nodes(label_map: Union[np.ndarray, Tensor], grid_size,
       neighbour resize), unknown included.
 
     Args:
-        label_map (ndarray or Tensor): ``(H', W')`` integer labels in
+        label_map (numpy.ndarray or Tensor): ``(H', W')`` integer labels in
             ``[0, 255]``, ``ignore_index`` for unknown.
         grid_size (tuple): ``(H, W)`` of the graph.
         mode (str, optional): ``"majority"`` or ``"nearest"``. (default: ``"majority"``)

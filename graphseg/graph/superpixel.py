@@ -100,7 +100,7 @@ def superpixel_graph(image: Union[np.ndarray, Tensor], n_segments: int = 400,
     and arguments always give the same graph.
 
     Args:
-        image (ndarray or Tensor): ``(H, W, 3)`` uint8 RGB image, values in
+        image (numpy.ndarray or Tensor): ``(H, W, 3)`` uint8 RGB image, values in
             ``[0, 255]``.
         n_segments (int, optional): approximate number of superpixels wanted,
             ``>= 1``; SLIC may return fewer or more. (default: ``400``)
@@ -194,7 +194,7 @@ def superpixels_to_pixels(values: Tensor, segments: Union[np.ndarray, Tensor]) -
     Args:
         values (Tensor): ``(S,)`` or ``(S, C)`` values, one row per superpixel
             (e.g. node labels or class scores), any dtype.
-        segments (ndarray or Tensor): ``(H, W)`` integer superpixel ids in
+        segments (numpy.ndarray or Tensor): ``(H, W)`` integer superpixel ids in
             ``[0, S)`` (``data.segments`` of :func:`superpixel_graph`).
 
     Returns:
@@ -228,9 +228,9 @@ def pixels_to_superpixels(label_map: Union[np.ndarray, Tensor],
     ``ignore_index``.  Ties go to the smallest label.
 
     Args:
-        label_map (ndarray or Tensor): ``(H, W)`` integer labels, ``>= 0``
+        label_map (numpy.ndarray or Tensor): ``(H, W)`` integer labels, ``>= 0``
             except for ``ignore_index``.
-        segments (ndarray or Tensor): ``(H, W)`` integer superpixel ids in
+        segments (numpy.ndarray or Tensor): ``(H, W)`` integer superpixel ids in
             ``[0, S)``, ``S = segments.max() + 1``.
         ignore_index (int, optional): the unknown label. (default: ``255``)
 
