@@ -167,7 +167,8 @@ def pair_distances(features: Tensor, radius: int = 5, window: str = "disk") -> T
 
     Args:
         features (Tensor): ``(B, d, h, w)`` affinity features :math:`F_A`.
-        radius (int), window (str): the window.
+        radius (int, optional): the window's radius. (default: ``5``)
+        window (str, optional): the window's shape. (default: ``"disk"``)
 
     Returns:
         Tensor: ``(B, K, h, w)``, 0 on the self offset and outside the grid.

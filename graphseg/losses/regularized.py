@@ -63,7 +63,10 @@ def regularized_loss(probs: Tensor, kernel: Tensor, radius: int = 5,
     Args:
         probs (Tensor): ``(H * W, C)`` class probabilities, nodes row-major.
         kernel (Tensor): ``(K, H, W)`` planes from :func:`gaussian_kernel`.
-        radius (int), window (str): the window the kernel was built for.
+        radius (int, optional): radius of the window the kernel was built for.
+            (default: ``5``)
+        window (str, optional): shape of the window the kernel was built for.
+            (default: ``"square"``)
 
     Returns:
         Tensor: scalar, ``sum G(a, b) (1 - <O(a), O(b)>) / N``.
