@@ -37,7 +37,7 @@ def preprocess(image: np.ndarray) -> Tensor:
     """The network input for an RGB photo: ``[0, 1]``, ImageNet mean / std.
 
     Args:
-        image: ``(H, W, 3)`` uint8 RGB array.
+        image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB array.
 
     Returns:
         Tensor: ``(3, H, W)`` float32; add a batch dimension with ``[None]``.
@@ -60,7 +60,8 @@ def load_espnetv2_voc(path: Union[str, Path] = BUNDLED_WEIGHTS) -> ESPNetv2Segme
     """:class:`ESPNetv2Segmentation` with the PASCAL VOC weights, in eval mode.
 
     Args:
-        path: the ``.pth`` state dict. (default: :data:`BUNDLED_WEIGHTS`)
+        path (str or os.PathLike, optional): the ``.pth`` state dict.
+            (default: :data:`BUNDLED_WEIGHTS`)
 
     Returns:
         ESPNetv2Segmentation: 21 VOC classes (``graphseg.data.classes.VOC_CLASSES``);

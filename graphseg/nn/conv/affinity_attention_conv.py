@@ -150,6 +150,7 @@ class AffinityAttentionConv(MessagePassing):
             edge_index (Tensor or SparseTensor or torch.sparse.Tensor): the graph.
             edge_weight (Tensor, optional): non-negative edge weights
                 :math:`E_{i,j}`, only with a ``(2, E)`` ``edge_index``.
+                (default: ``None``)
             return_attention_weights (bool, optional): also return the
                 attention :math:`P_{i,j}` of every edge, self loops included,
                 in the form of ``edge_index``. (default: ``None``)

@@ -203,9 +203,9 @@ def affinity_maps(model: "AffinityNet", image: np.ndarray,
 
     Args:
         model (AffinityNet): the (trained) affinity network.
-        image (ndarray): ``(H, W, 3)`` uint8 RGB photo.
-        device (str or torch.device, optional): where to run; default the
-            model's device.
+        image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB photo.
+        device (str or torch.device, optional): where to run.
+            (default: ``None``, the model's device)
 
     Returns:
         AffinityOutput: ``features`` ``(sum C_l, h, w)`` and ``affinity``
@@ -246,14 +246,14 @@ def affinity_graph(model: AffinityNet, image: np.ndarray, radius: int = 4,
 
     Args:
         model (AffinityNet): the (trained) affinity network.
-        image (ndarray): ``(H, W, 3)`` uint8 RGB photo.
+        image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB photo.
         radius (int, optional): window radius in nodes. (default: ``4``, boxes
             and scribbles; the thesis uses 3 for tags and points)
         window (str, optional): ``"square"`` (the release) or ``"disk"``.
             (default: ``"square"``)
         threshold (float, optional): :math:`\sigma` of Eq. 3.14. (default: ``1e-3``)
-        device (str or torch.device, optional): where to run; default the
-            model's device. (default: ``None``)
+        device (str or torch.device, optional): where to run.
+            (default: ``None``, the model's device)
 
     Returns:
         Data: as :func:`graphseg.graph.image_to_graph` (``x``, ``edge_index``,

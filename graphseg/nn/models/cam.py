@@ -36,14 +36,15 @@ class CAMClassifier(nn.Module):
     """Backbone + global average pooling + 1x1 classifier (thesis Eq. 2.1).
 
     Args:
-        backbone: module mapping ``(B, 3, H, W)`` ImageNet-normalised images to a
-            ``(B, D, h, w)`` feature map (any stride).
-        feature_channels: ``D``.
-        classes: label id of every output, distinct, in 0..254.
+        backbone (nn.Module): module mapping ``(B, 3, H, W)`` ImageNet-normalised
+            images to a ``(B, D, h, w)`` feature map (any stride).
+        feature_channels (int): ``D``.
+        classes (sequence of int): label id of every output, distinct, in 0..254.
 
     Attributes:
-        input_size: longer image side (pixels) the classifier was trained at, or
-            ``None``; :func:`multiscale_cam` resizes images to it before scaling.
+        input_size (int or None): longer image side (pixels) the classifier was
+            trained at, or ``None``; :func:`multiscale_cam` resizes images to it
+            before scaling.
     """
 
     def __init__(self, backbone: nn.Module, feature_channels: int, classes: Sequence[int]):
@@ -80,9 +81,10 @@ def small_cam_classifier(classes: Sequence[int], width: int = 32, seed: int = 0)
     (the thesis adds dilation to the last layers to widen the receptive field).
 
     Args:
-        classes: label ids of the outputs.
-        width: channels of the first block (then 2x, 4x, 4x, 8x, 8x).
-        seed: initialisation seed.
+        classes (sequence of int): label ids of the outputs.
+        width (int, optional): channels of the first block (then 2x, 4x, 4x, 8x,
+            8x). (default: ``32``)
+        seed (int, optional): initialisation seed. (default: ``0``)
 
     Returns:
         CAMClassifier: with ``8 * width`` feature channels.
@@ -109,7 +111,8 @@ class ESPNetv2Features(nn.Module):
     the pretrained weights).
 
     Args:
-        levels: encoder levels (1-4; strides 2, 4, 8, 16), at least one.
+        levels (sequence of int, optional): encoder levels (1-4; strides 2, 4, 8,
+            16), at least one. (default: ``(3, 4)``)
     """
 
     def __init__(self, levels: Sequence[int] = (3, 4)):
@@ -150,12 +153,16 @@ def espnetv2_cam_classifier(classes: Sequence[int],
     and 768 feature channels.
 
     Args:
-        classes: label ids of the outputs.
-        weights: the ``.pth`` state dict (default: the bundled copy of the data
-            kit's weights); ``None`` leaves the encoder randomly initialised (for
-            :func:`load_classifier`, whose checkpoint holds the encoder too).
-        levels: encoder levels concatenated (see :class:`ESPNetv2Features`).
-        seed: initialisation seed of the classifier.
+        classes (sequence of int): label ids of the outputs.
+        weights (str or os.PathLike, optional): the ``.pth`` state dict; ``None``
+            leaves the encoder randomly initialised (for :func:`load_classifier`,
+            whose checkpoint holds the encoder too).
+            (default: :data:`~graphseg.nn.backbones.pretrained.BUNDLED_WEIGHTS`, the
+            bundled copy of the data kit's weights)
+        levels (sequence of int, optional): encoder levels concatenated (see
+            :class:`ESPNetv2Features`). (default: ``(3, 4)``)
+        seed (int, optional): initialisation seed of the classifier.
+            (default: ``0``)
 
     Returns:
         CAMClassifier: ``input_size`` 320 until trained.
@@ -186,10 +193,11 @@ def load_classifier(path: Union[str, Path], backbone: Optional[nn.Module] = None
     """Load a classifier saved by :func:`save_classifier`, in eval mode.
 
     Args:
-        path: the checkpoint.
-        backbone: the backbone module for a checkpoint of a custom backbone
-            (its weights are loaded from the file); ``None`` for the default CNN
-            and the ESPNetv2 classifier, which are rebuilt from the checkpoint.
+        path (str or os.PathLike): the checkpoint.
+        backbone (nn.Module, optional): the backbone module for a checkpoint of a
+            custom backbone (its weights are loaded from the file); ``None`` for
+            the default CNN and the ESPNetv2 classifier, which are rebuilt from
+            the checkpoint. (default: ``None``)
     """
     state = read_checkpoint(path, "a graphseg CAM checkpoint")
     if "state_dict" not in state or "classes" not in state:
