@@ -56,15 +56,23 @@ def train_classifier(images_dir: Path, names: Sequence[str],
     ``graphseg seeds --tags``.
 
     Args:
-        images_dir: the folder of images.
-        names: the stems of its images; those with tags are trained on.
-        tags: stem -> class ids (:func:`graphseg.data.read_tags`).
-        out: the output folder.
-        background: the class id dropped from every image's tags.
-        backbone: ``"espnetv2"``, a 1x1 classifier on the frozen pretrained encoder
-            of ``weights``, or ``"small"``, a small CNN trained from scratch.
-        epochs, seed: of the training.
-        overwrite: train again even if ``OUT/cam.pt`` exists.
+        images_dir (pathlib.Path): the folder of images.
+        names (sequence of str): the stems of its images; those with tags are
+            trained on.
+        tags (mapping): stem -> class ids (:func:`graphseg.data.read_tags`).
+        out (pathlib.Path): the output folder.
+        background (int, optional): the class id dropped from every image's tags.
+            (default: ``0``)
+        backbone (str, optional): ``"espnetv2"``, a 1x1 classifier on the frozen
+            pretrained encoder of ``weights``, or ``"small"``, a small CNN trained
+            from scratch. (default: ``"espnetv2"``)
+        weights (str or os.PathLike, optional): the encoder's ``.pth`` state dict
+            (``backbone="espnetv2"`` only).
+            (default: :data:`~graphseg.nn.backbones.pretrained.BUNDLED_WEIGHTS`)
+        epochs (int, optional): epochs of the training. (default: ``20``)
+        seed (int, optional): seed of the training. (default: ``0``)
+        overwrite (bool, optional): train again even if ``OUT/cam.pt`` exists.
+            (default: ``False``)
     """
     saved = out / "cam.pt"
     if saved.is_file() and not overwrite:
