@@ -121,7 +121,8 @@ def grid_attention(x: Tensor, adj: GridAdjacency, w: Tensor, beta: float, negati
             for CUDA tensors when it is installed). (default: ``"auto"``)
 
     Returns:
-        ``(out, alpha)``: ``(H * W, F)`` features and the ``(K, H, W)`` attention.
+        tuple: ``(out, alpha)``: ``(H * W, F)`` features and the ``(K, H, W)``
+        attention.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
