@@ -117,8 +117,8 @@ def segment_image(image: np.ndarray, seeds: np.ndarray, num_classes: int,
             live. (default: ``"cpu"``)
 
     Returns:
-        ``(labels, probs)``: ``(H, W)`` uint8 labels and ``(C, H, W)`` float32
-        probabilities (after the CRF when one is run).
+        tuple: ``(labels, probs)``: ``(H, W)`` uint8 labels and ``(C, H, W)``
+        float32 probabilities (after the CRF when one is run).
     """
     image = check_image(image)
     height, width = image.shape[:2]
