@@ -74,11 +74,11 @@ def load_affinity_net(path: PathLike, backbone: Optional[nn.Module] = None) -> A
     checkpoint, in eval mode.
 
     Args:
-        path: the file.
-        backbone: the backbone module for a network with a custom backbone (its
-            weights are loaded from the file); ``None`` for the built-in ones
-            (:class:`~graphseg.nn.backbones.SmallCNN`,
-            :class:`~graphseg.nn.backbones.ESPNetv2Encoder`).
+        path (str or os.PathLike): the file.
+        backbone (nn.Module, optional): the backbone module for a network with a
+            custom backbone (its weights are loaded from the file); ``None`` for
+            the built-in ones (:class:`~graphseg.nn.backbones.SmallCNN`,
+            :class:`~graphseg.nn.backbones.ESPNetv2Encoder`). (default: ``None``)
     """
     state = _read(path)
     arch = state["architecture"]
@@ -178,14 +178,27 @@ def train_affinity_net(model: AffinityNet, samples: Sequence[Tuple[np.ndarray, n
             smallest image when that is smaller. (default: ``448``)
         lr (float, optional): initial learning rate, poly decay
             ``lr * (1 - t / T) ** 0.9``. (default: ``0.01``)
-        weight_decay (float), momentum (float): SGD's. (default: ``5e-4``, ``0.9``)
-        radius, window, reg_weight, sigma_xy, sigma_rgb, weighting, background,
-        reg_norm: passed to :func:`graphseg.losses.affinity_loss`. (defaults:
-            ``5``, ``"disk"``, ``3.0``, ``6.0``, ``0.1``, ``"release"``, ``0``,
-            ``"nodes"``)
+        weight_decay (float, optional): SGD's weight decay. (default: ``5e-4``)
+        momentum (float, optional): SGD's momentum. (default: ``0.9``)
+        radius (int, optional): passed to :func:`graphseg.losses.affinity_loss`.
+            (default: ``5``)
+        window (str, optional): passed to :func:`graphseg.losses.affinity_loss`.
+            (default: ``"disk"``)
+        reg_weight (float, optional): passed to
+            :func:`graphseg.losses.affinity_loss`. (default: ``3.0``)
+        sigma_xy (float, optional): passed to :func:`graphseg.losses.affinity_loss`.
+            (default: ``6.0``)
+        sigma_rgb (float, optional): passed to
+            :func:`graphseg.losses.affinity_loss`. (default: ``0.1``)
+        weighting (str, optional): passed to :func:`graphseg.losses.affinity_loss`.
+            (default: ``"release"``)
+        background (int, optional): passed to
+            :func:`graphseg.losses.affinity_loss`. (default: ``0``)
+        reg_norm (str, optional): passed to :func:`graphseg.losses.affinity_loss`.
+            (default: ``"nodes"``)
         seed (int, optional): sample order, crops and flips. (default: ``0``)
-        checkpoint (path, optional): written after every epoch; resumed from
-            when it exists and ``resume``. (default: ``None``, none written)
+        checkpoint (str or os.PathLike, optional): written after every epoch;
+            resumed from when it exists and ``resume``. (default: ``None``, none written)
         resume (bool, optional): continue from ``checkpoint``; its
             configuration must match. (default: ``True``)
         progress (bool, optional): a tqdm bar (rank 0 only). (default: ``True``)
