@@ -62,8 +62,9 @@ def machine(threads: Optional[int] = None) -> Dict[str, object]:
     flat JSON-serialisable dict.
 
     Args:
-        threads: the torch threads to report; default ``torch.get_num_threads()``
-            now (pass the count a run will use when it is set later).
+        threads (int, optional): the torch threads to report (pass the count a run
+            will use when it is set later). (default: ``None``,
+            ``torch.get_num_threads()`` now)
 
     Keys: ``graphseg``, ``python``, ``platform``, ``machine`` (architecture and CPU
     model), ``cpus`` (``os.cpu_count()``), ``torch_threads``, ``gpu`` (the first CUDA

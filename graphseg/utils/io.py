@@ -44,12 +44,13 @@ def atomic_open(path: PathLike, mode: str = "wb") -> Iterator:
     """Open a temporary file next to ``path``; on success move it onto ``path``.
 
     Args:
-        path: destination file.  Its folder is created if missing.
-        mode: ``"wb"`` or ``"w"`` (text, UTF-8).
+        path (str or os.PathLike): destination file.  Its folder is created if
+            missing.
+        mode (str, optional): ``"wb"`` or ``"w"`` (text, UTF-8). (default: ``"wb"``)
 
     Yields:
-        The open temporary file.  If the ``with`` block raises, the temporary
-        file is removed and ``path`` is left untouched.
+        file object: the open temporary file.  If the ``with`` block raises, the
+        temporary file is removed and ``path`` is left untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,8 +80,9 @@ def read_checkpoint(path: PathLike, what: str) -> dict:
     tensors), loaded on the CPU without unpickling code (``weights_only=True``).
 
     Args:
-        path: the file.
-        what: what it should be, for error messages (e.g. ``"a graphseg CAM checkpoint"``).
+        path (str or os.PathLike): the file.
+        what (str): what it should be, for error messages (e.g.
+            ``"a graphseg CAM checkpoint"``).
 
     Raises:
         FileNotFoundError: no such file.
@@ -112,10 +114,11 @@ def write_png(path: PathLike, array: np.ndarray,
     (16-bit grayscale, e.g. instance ids), as a PNG, atomically.
 
     Args:
-        path: destination ``.png`` file.
-        array: the image; uint8 ``(H, W)`` is written as grayscale (``L``), or as
-            a palette image (``P``) when ``palette`` is given.
-        palette: flat ``[r0, g0, b0, r1, ...]`` colour table for uint8 ``(H, W)`` arrays.
+        path (str or os.PathLike): destination ``.png`` file.
+        array (numpy.ndarray): the image; uint8 ``(H, W)`` is written as grayscale
+            (``L``), or as a palette image (``P``) when ``palette`` is given.
+        palette (sequence of int, optional): flat ``[r0, g0, b0, r1, ...]`` colour
+            table for uint8 ``(H, W)`` arrays. (default: ``None``)
     """
     array = np.asarray(array)
     sixteen = array.dtype == np.uint16 and array.ndim == 2 and palette is None
@@ -148,7 +151,7 @@ def read_image(path: PathLike) -> np.ndarray:
     """Read a photo as ``(H, W, 3)`` uint8 RGB, following the module's policy.
 
     Args:
-        path: image file (any format Pillow reads).
+        path (str or os.PathLike): image file (any format Pillow reads).
 
     Returns:
         np.ndarray: ``(H, W, 3)`` uint8.
@@ -170,7 +173,8 @@ def read_label_map(path: PathLike) -> np.ndarray:
     """Read a label map (class or instance indices) as ``(H, W)`` uint8.
 
     Args:
-        path: PNG (or other lossless) file with ``L``, ``P`` or 16-bit pixels.
+        path (str or os.PathLike): PNG (or other lossless) file with ``L``, ``P``
+            or 16-bit pixels.
 
     Returns:
         np.ndarray: ``(H, W)`` uint8, 255 = ignore / unlabelled.

@@ -16,10 +16,13 @@ class Seeds(NamedTuple):
     """A seed map and, where defined, per-class confidences.
 
     Attributes:
-        labels: ``(H, W)`` uint8 class index per pixel, 255 = unknown.
-        scores: ``(C, H, W)`` float32 confidences in ``[0, 1]`` (row ``c`` for
-            class ``classes[c]``), or ``None`` when the method has none.
-        classes: the class index of every row of ``scores`` (empty without scores).
+        labels (numpy.ndarray): ``(H, W)`` uint8 class index per pixel,
+            255 = unknown.
+        scores (numpy.ndarray or None): ``(C, H, W)`` float32 confidences in
+            ``[0, 1]`` (row ``c`` for class ``classes[c]``), or ``None`` when the
+            method has none.
+        classes (tuple of int): the class index of every row of ``scores`` (empty
+            without scores).
     """
 
     labels: np.ndarray
