@@ -32,9 +32,9 @@ def overlay(image: np.ndarray, label: np.ndarray, alpha: float = 0.5) -> np.ndar
     """Blend class colours into an image; 255 pixels keep the image.
 
     Args:
-        image: ``(H, W, 3)`` uint8.
-        label: ``(H, W)`` class indices, 255 = none.
-        alpha: colour weight in ``[0, 1]``.
+        image (numpy.ndarray): ``(H, W, 3)`` uint8.
+        label (numpy.ndarray): ``(H, W)`` class indices, 255 = none.
+        alpha (float, optional): colour weight in ``[0, 1]``. (default: ``0.5``)
 
     Returns:
         np.ndarray: ``(H, W, 3)`` uint8.
@@ -64,10 +64,13 @@ def draw_weak_labels(image: np.ndarray, seeds: Optional[np.ndarray] = None, boxe
     """The image, dimmed, with seeds painted and box outlines drawn in class colours.
 
     Args:
-        image: ``(H, W, 3)`` uint8.
-        seeds: ``(H, W)`` scribbles / points (255 = unlabelled).
-        boxes: ``(N, 5)`` half-open boxes.
-        seed_radius: seeds are thickened by this many pixels so single clicks show.
+        image (numpy.ndarray): ``(H, W, 3)`` uint8.
+        seeds (numpy.ndarray, optional): ``(H, W)`` scribbles / points
+            (255 = unlabelled). (default: ``None``)
+        boxes (array-like, optional): ``(N, 5)`` half-open boxes.
+            (default: ``None``)
+        seed_radius (int, optional): seeds are thickened by this many pixels so
+            single clicks show. (default: ``2``)
 
     Returns:
         np.ndarray: ``(H, W, 3)`` uint8.
@@ -102,13 +105,19 @@ def render_panels(image: np.ndarray, seeds: Optional[np.ndarray] = None, boxes=N
     appears in the seeds, boxes, prediction or ground truth.
 
     Args:
-        image: ``(H, W, 3)`` uint8 RGB.
-        seeds: ``(H, W)`` uint8 scribbles or points, 255 = unlabelled.
-        boxes: ``(N, 5)`` ``(class, x1, y1, x2, y2)`` half-open boxes.
-        prediction: ``(H, W)`` uint8 predicted classes.
-        ground_truth: ``(H, W)`` uint8 true classes, 255 = ignore.
-        classes: class names for the legend (default: indices).
-        alpha: overlay colour weight in ``[0, 1]``.
+        image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB.
+        seeds (numpy.ndarray, optional): ``(H, W)`` uint8 scribbles or points,
+            255 = unlabelled. (default: ``None``)
+        boxes (array-like, optional): ``(N, 5)`` ``(class, x1, y1, x2, y2)``
+            half-open boxes. (default: ``None``)
+        prediction (numpy.ndarray, optional): ``(H, W)`` uint8 predicted classes.
+            (default: ``None``)
+        ground_truth (numpy.ndarray, optional): ``(H, W)`` uint8 true classes,
+            255 = ignore. (default: ``None``)
+        class_names (sequence of str, optional): class names for the legend.
+            (default: ``None``, indices)
+        alpha (float, optional): overlay colour weight in ``[0, 1]``.
+            (default: ``0.5``)
 
     Returns:
         np.ndarray: ``(H', W', 3)`` uint8 picture.
@@ -169,8 +178,8 @@ def save_panels(path, image: np.ndarray, **kwargs) -> None:
     """:func:`render_panels` written to ``path`` as a PNG (atomically).
 
     Args:
-        path: destination ``.png``.
-        image: ``(H, W, 3)`` uint8.
-        **kwargs: as for :func:`render_panels`.
+        path (str or os.PathLike): destination ``.png``.
+        image (numpy.ndarray): ``(H, W, 3)`` uint8.
+        **kwargs (optional): as for :func:`render_panels`.
     """
     write_png(path, render_panels(image, **kwargs))
