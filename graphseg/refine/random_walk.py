@@ -41,8 +41,8 @@ def random_walk(values: Tensor, affinity: Tensor, radius: int, window: str = "sq
     column-normalised transition matrix ``T`` of AffinityNet.
 
     Args:
-        values (Tensor): ``(C, H, W)`` floating scores (CAMs, seed probabilities,
-            ...).
+        values (Tensor): ``(C, H, W)`` floating scores (CAMs, seed
+            probabilities, ...).
         affinity (Tensor): ``(K, H, W)`` non-negative affinities per window offset, as
             returned by :func:`graphseg.graph.grid_affinity` with the same
             ``radius`` and ``window`` and ``self_loops=True``; 0 where the
