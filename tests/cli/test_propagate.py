@@ -149,6 +149,7 @@ def test_a_rank_outside_the_world_is_an_error(folder, monkeypatch, capsys):
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
+@pytest.mark.slow
 def test_torchrun_shards_the_images(folder):
     (folder / "images" / "broken.png").unlink()
     out = folder / "out"
@@ -166,6 +167,7 @@ def test_torchrun_shards_the_images(folder):
     assert len(list(out.glob("*.png"))) == 3
 
 
+@pytest.mark.slow
 def test_demo(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--limit", "1", "--features", "colour",
                  "--epochs", "3", "2", "--hidden", "8", "--threads", "1"]) == 0
