@@ -191,7 +191,7 @@ def grabcut_items(args):
 
 def msrc_items(args, kinds):
     val = MSRCDataset(kit_root() / "msrc_v2", "val")
-    background = list(val.background)
+    background = list(val.background_classes)
     stuff = np.arange(256, dtype=np.uint8)
     stuff[background] = 0  # every stuff class becomes background 0
     num_classes = len(val.classes)
@@ -206,7 +206,7 @@ def msrc_items(args, kinds):
         image, gt, seed = sample.image, stuff[sample.label], args.seed * 100_003 + i
         features = node_features(image, "espnetv2", STRIDE)
         if "boxes" in kinds:
-            boxes = boxes_from_labels(sample.label, background=background)
+            boxes = boxes_from_labels(sample.label, background_classes=background)
             if len(boxes):
                 seeds = box_seeds(image, boxes, 0, seed=args.seed).labels
                 items.append(Item("msrc", sample.name, image, gt, "boxes", seeds, boxes,

@@ -262,7 +262,7 @@ def cam_classifier(args, background):
 
 def msrc_section(args, timing):
     val = MSRCDataset(kit_root() / "msrc_v2", "val")
-    background = val.background
+    background = val.background_classes
     stuff = np.arange(256, dtype=np.uint8)
     stuff[list(background)] = 0  # every stuff class becomes background 0
     num_classes = len(val.classes)
@@ -276,7 +276,7 @@ def msrc_section(args, timing):
         sample = val.load(name)
         gt, image, seed = stuff[sample.label], sample.image, args.seed * 100_003 + i
         annotations = {
-            "boxes": boxes_from_labels(sample.label, background=background),
+            "boxes": boxes_from_labels(sample.label, background_classes=background),
             "points": stuff[points_from_labels(sample.label, seed=seed)],
             "scribbles": stuff[scribbles_from_labels(sample.label, seed=seed)],
             "tags": list(sample.tags),

@@ -202,7 +202,7 @@ def tag_rows(table: Table, name: str, model, image, tags, gt, gamma) -> np.ndarr
 
 def msrc(table: Table, args) -> None:
     val = MSRCDataset(DATA_DIR / "msrc_v2", "val")
-    background = val.background
+    background = val.background_classes
     stuff = np.zeros(256, dtype=np.uint8)
     stuff[:] = np.arange(256)
     stuff[list(background)] = 0  # every stuff class becomes background 0 (= building, stuff)
@@ -211,7 +211,7 @@ def msrc(table: Table, args) -> None:
     for i, name in enumerate(names):
         sample = val.load(name)
         gt, image, seed = stuff[sample.label], sample.image, args.seed * 100_003 + i
-        boxes = boxes_from_labels(sample.label, background=background)
+        boxes = boxes_from_labels(sample.label, background_classes=background)
         table.add("MSRC-v2 val", "boxes", "raw: box fill", boxes_to_seeds(boxes, sample.shape), gt)
         for kind, options in BOX_RULES[1:]:
             boxed, seconds = timed(box_seeds, image, boxes, seed=args.seed, **options)

@@ -52,7 +52,8 @@ def kinds(args):
     """``(name, function(sample, background, seed) -> seed map)`` for every synthesised kind."""
     def box_fill(sample, background, seed):
         outside = 0 if background == (0,) else IGNORE
-        boxes = boxes_from_labels(sample.label, background=background, min_area=args.min_area)
+        boxes = boxes_from_labels(sample.label, background_classes=background,
+                                  min_area=args.min_area)
         return boxes_to_seeds(boxes, sample.shape, outside)
 
     out = [("boxes (fill)", box_fill)]
@@ -72,10 +73,10 @@ def score(dataset, label: str, args, rows) -> None:
     for name, make in kinds(args):
         quality, start = SeedQuality(k), time.perf_counter()
         for i, sample in enumerate(samples):
-            quality.update(make(sample, dataset.background, args.seed * 100_003 + i),
+            quality.update(make(sample, dataset.background_classes, args.seed * 100_003 + i),
                            sample.label, sample.name)
         rows.append(row(label, name, quality, (time.perf_counter() - start) / len(samples)))
-    tags = [tags_from_labels(s.label, dataset.background) for s in samples]
+    tags = [tags_from_labels(s.label, dataset.background_classes) for s in samples]
     rows.append({"dataset": label, "kind": "tags", "coverage": None, "precision": 1.0,
                  "labelled": None, "ms_per_image": None,
                  "note": f"{np.mean([len(t) for t in tags]):.2f} tags per image, "

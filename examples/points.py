@@ -26,7 +26,7 @@ root = kit_root() / "msrc_v2"
 if not root.is_dir():
     sys.exit(f"MSRC-v2 data kit not found at {root} (set GRAPHSEG_DATA)")
 val = MSRCDataset(root, "val")
-stuff = background_lookup(val.background)  # building, grass, tree, sky, ... -> 0
+stuff = background_lookup(val.background_classes)  # building, grass, tree, sky, ... -> 0
 config = A2GNNConfig.release("points", hidden_channels=args.hidden,
                              stage1_epochs=args.epochs[0], stage2_epochs=args.epochs[1])
 

@@ -32,7 +32,7 @@ root = kit_root() / "msrc_v2"
 if not root.is_dir():
     sys.exit(f"MSRC-v2 data kit not found at {root} (set GRAPHSEG_DATA)")
 val, train = MSRCDataset(root, "val"), MSRCDataset(root, "train")
-objects = [c for c in range(len(val.class_names)) if c not in val.background]
+objects = [c for c in range(len(val.class_names)) if c not in val.background_classes]
 path = Path(args.workdir) / f"espnetv2_cam_msrc_{args.cam_images}_{args.cam_epochs}.pt"
 if path.is_file():
     cam = load_classifier(path)
@@ -43,7 +43,7 @@ else:  # tags of the train images: the object classes present (Sample.tags)
                          epochs=args.cam_epochs, size=320, progress=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_classifier(cam, path)
-stuff = background_lookup(val.background)  # building, grass, tree, sky, ... -> 0
+stuff = background_lookup(val.background_classes)  # building, grass, tree, sky, ... -> 0
 config = A2GNNConfig.release("tags", hidden_channels=args.hidden,
                              stage1_epochs=args.epochs[0], stage2_epochs=args.epochs[1])
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from graphseg.data import open_dataset, sample_root, scribbles_from_labels, voc_colormap
-from graphseg.viz import overlay, render_panels, save_panels
 from graphseg.utils.io import read_image
+from graphseg.viz import overlay, render_panels, save_panels
 
 
 def test_panels_on_a_grabcut_sample(tmp_path):

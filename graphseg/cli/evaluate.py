@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     with reading("--classes"):
         class_names = read_classes(args.classes or classes_file) \
             if (args.classes or classes_file) else None
-    background = parse_background(args.background, class_names)
+    background_classes = parse_background(args.background, class_names)
     num_classes = args.num_classes or (len(class_names) if class_names else None)
     if binary and num_classes is None:
         num_classes = 2
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         failures.attempt(name, lambda: score(name))
     evaluated = len(names) - len(failures.items)
-    summary = confusion.summary(class_names, background)
+    summary = confusion.summary(class_names, background_classes)
     summary.update(images=evaluated, failed=[{"name": n, "error": e} for n, e in failures.items],
                    pred=str(pred_dir), gt=str(gt_dir))
     print(format_table(summary))

@@ -31,19 +31,19 @@ from graphseg.utils.constants import SUPERVISIONS
 from graphseg.utils.io import write_text
 
 
-def synthesise(sample, kind: str, args: argparse.Namespace, background, seed: int):
+def synthesise(sample, kind: str, args: argparse.Namespace, background_classes, seed: int):
     """The weak label of ``kind`` for one sample (array, boxes or tags)."""
     if sample.label is None:
         raise ValueError("no ground truth to derive weak labels from")
     if kind == "boxes":
-        return boxes_from_labels(sample.label, sample.instances, background, args.min_area)
+        return boxes_from_labels(sample.label, sample.instances, background_classes, args.min_area)
     if kind == "points":
         return points_from_labels(sample.label, sample.instances, args.point_mode,
                                   args.radius, args.min_area, seed=seed)
     if kind == "scribbles":
         return scribbles_from_labels(sample.label, sample.instances, args.length_ratio,
                                      args.width, args.min_area, seed=seed)
-    return tags_from_labels(sample.label, background)
+    return tags_from_labels(sample.label, background_classes)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         # one stream per image, keyed by its name: an image gets the same labels
         # whatever split or order it is processed in
         seed = args.seed * 2**32 + zlib.crc32(name.encode())
-        value = synthesise(sample, args.kind, args, dataset.background, seed)
+        value = synthesise(sample, args.kind, args, dataset.background_classes, seed)
         if args.kind in ("points", "scribbles"):
             write_label_png(out / f"{name}.png", value)
             quality.update(value, sample.label, name)

@@ -49,21 +49,21 @@ def class_index(class_names: Sequence[str]) -> Dict[str, int]:
     return {name: i for i, name in enumerate(class_names)}
 
 
-def background_lookup(background: Sequence[int], to: int = 0) -> np.ndarray:
-    """A 256-entry uint8 table that maps every class of ``background`` to ``to`` and
+def background_lookup(background_classes: Sequence[int], to: int = 0) -> np.ndarray:
+    """A 256-entry uint8 table that maps every class of ``background_classes`` to ``to`` and
     every other label (255 included) to itself: ``lookup[label_map]`` merges, e.g.,
-    MSRC-v2's stuff classes (:attr:`MSRCDataset.background`) into one background.
+    MSRC-v2's stuff classes (:attr:`MSRCDataset.background_classes`) into one background.
 
     >>> from graphseg.data import background_lookup
     >>> background_lookup((0, 2))[[0, 1, 2, 3, 255]].tolist()
     [0, 1, 0, 3, 255]
     """
-    background = [int(c) for c in background]
-    if not all(0 <= c < IGNORE for c in background) or not 0 <= to < IGNORE:
-        raise ValueError(f"background classes and to must be class ids in 0..254, got "
-                         f"{background} and {to}")
+    classes = [int(c) for c in background_classes]
+    if not all(0 <= c < IGNORE for c in classes) or not 0 <= to < IGNORE:
+        raise ValueError(f"background_classes and to must be class ids in 0..254, got "
+                         f"{classes} and {to}")
     lookup = np.arange(256, dtype=np.uint8)
-    lookup[background] = to
+    lookup[classes] = to
     return lookup
 
 

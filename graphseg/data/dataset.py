@@ -61,12 +61,13 @@ class ImageDataset(Sequence[Sample]):
         names (list of str): image stems in order.
         class_names (tuple of str): class names in index order (``classes`` in 0.1,
             still readable for one release with a ``DeprecationWarning``).
-        background (tuple of int): class indices that play background (for boxes,
-            points, tags).
+        background_classes (tuple of int): class indices that play background (for
+            boxes, points, tags; ``background`` in 0.1, still readable for one release
+            with a ``DeprecationWarning``).
     """
 
     class_names: Tuple[str, ...] = ()
-    background: Tuple[int, ...] = (0,)
+    background_classes: Tuple[int, ...] = (0,)
 
     @property
     def classes(self) -> Tuple[str, ...]:
@@ -74,6 +75,13 @@ class ImageDataset(Sequence[Sample]):
                       "class_names); the old name goes in the next release",
                       DeprecationWarning, stacklevel=2)
         return self.class_names
+
+    @property
+    def background(self) -> Tuple[int, ...]:
+        warnings.warn("ImageDataset.background is now background_classes (background is "
+                      "the one background id where a function takes one); the old name goes "
+                      "in the next release", DeprecationWarning, stacklevel=2)
+        return self.background_classes
 
     def __init__(self, root, names: Sequence[str]):
         self.root = Path(root)

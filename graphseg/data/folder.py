@@ -43,5 +43,5 @@ class MaskFolderDataset(ImageDataset):
                                  self.root / self.masks / f"{name}.png")
         if self.binary:
             label = (label > 127).astype(np.uint8)
-        return Sample(name, image, label, tags=tags_from_labels(label, self.background),
+        return Sample(name, image, label, tags=tags_from_labels(label, self.background_classes),
                       class_names=self.class_names)

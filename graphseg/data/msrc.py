@@ -7,7 +7,7 @@ MSRC-v2 has no background class.  The stuff/object convention: the seven stuff
 classes of :data:`graphseg.data.MSRC_STUFF` (building, grass, tree, sky,
 mountain, water, road) play background for boxes, points and tags, the 16 others
 are objects.  Label maps keep MSRC's own indices, so semantic metrics score all
-23 classes; :attr:`MSRCDataset.background` lists the stuff indices.
+23 classes; :attr:`MSRCDataset.background_classes` lists the stuff indices.
 """
 from __future__ import annotations
 
@@ -36,10 +36,10 @@ class MSRCDataset(ImageDataset):
                  else stems(root / "labels", (".png",)))
         super().__init__(root, names)
         self.class_names = read_classes(root / "classes.txt")
-        self.background = tuple(self.class_names.index(name) for name in MSRC_STUFF)
+        self.background_classes = tuple(self.class_names.index(name) for name in MSRC_STUFF)
 
     def load(self, name: str) -> Sample:
         image, label = read_pair(self.root / "images" / f"{name}.jpg",
                                  self.root / "labels" / f"{name}.png")
-        return Sample(name, image, label, tags=tags_from_labels(label, self.background),
+        return Sample(name, image, label, tags=tags_from_labels(label, self.background_classes),
                       class_names=self.class_names)

@@ -56,7 +56,7 @@ class VOCDataset(ImageDataset):
         xml = self.root / "Annotations" / f"{name}.xml"
         boxes = read_voc_xml(xml, self.class_names, image.shape[:2]) if xml.is_file() else ()
         return Sample(name, image, label, instances, boxes,
-                      tags_from_labels(label, self.background), self.class_names)
+                      tags_from_labels(label, self.background_classes), self.class_names)
 
 
 def write_voc_sample(root, sample: Sample, class_names: Sequence[str] = VOC_CLASSES) -> None:

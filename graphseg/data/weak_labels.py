@@ -6,7 +6,7 @@ one is given (VOC's ``SegmentationObject``), otherwise a connected component
 (8-connectivity) of one class.  Regions smaller than ``min_area`` pixels are
 skipped: annotators do not draw on slivers.
 
-``background`` names the classes that play background: boxes and tags are made
+``background_classes`` names the classes that play background: boxes and tags are made
 for the other classes only, while points and scribbles cover background regions
 too (an annotator clicks or scribbles on the background as well).  Class 0 is
 background wherever a dataset has one; for MSRC-v2, whose classes are all named,
@@ -65,16 +65,16 @@ def _regions(label: np.ndarray, instances: Optional[np.ndarray], classes: Sequen
                 yield cls, components == component
 
 
-def _present(label: np.ndarray, background: Sequence[int]) -> list:
-    return [int(c) for c in np.unique(label) if c != IGNORE and c not in set(background)]
+def _present(label: np.ndarray, background_classes: Sequence[int]) -> list:
+    return [int(c) for c in np.unique(label) if c != IGNORE and c not in set(background_classes)]
 
 
-def tags_from_labels(label, background: Sequence[int] = (0,)) -> Tuple[int, ...]:
+def tags_from_labels(label, background_classes: Sequence[int] = (0,)) -> Tuple[int, ...]:
     """Image-level tags: the non-background classes present in a label map.
 
     Args:
         label (numpy.ndarray): ``(H, W)`` class indices, 255 = ignore.
-        background (sequence of int, optional): classes that are not tagged.
+        background_classes (sequence of int, optional): classes that are not tagged.
             (default: ``(0,)``)
 
     Returns:
@@ -85,10 +85,10 @@ def tags_from_labels(label, background: Sequence[int] = (0,)) -> Tuple[int, ...]
     >>> tags_from_labels(np.array([[0, 3], [255, 7]], dtype=np.uint8))
     (3, 7)
     """
-    return tuple(_present(_check_label(label), background))
+    return tuple(_present(_check_label(label), background_classes))
 
 
-def boxes_from_labels(label, instances=None, background: Sequence[int] = (0,),
+def boxes_from_labels(label, instances=None, background_classes: Sequence[int] = (0,),
                       min_area: int = 64) -> np.ndarray:
     """Tight boxes around every object region.
 
@@ -97,7 +97,7 @@ def boxes_from_labels(label, instances=None, background: Sequence[int] = (0,),
         instances (numpy.ndarray, optional): ``(H, W)`` instance ids (0 = none,
             255 = ignore); when given, one box per instance (class by majority vote
             of ``label``). (default: ``None``)
-        background (sequence of int, optional): classes that get no box.
+        background_classes (sequence of int, optional): classes that get no box.
             (default: ``(0,)``)
         min_area (int, optional): smallest region, in pixels, that gets a box.
             (default: ``64``)
@@ -114,7 +114,7 @@ def boxes_from_labels(label, instances=None, background: Sequence[int] = (0,),
     label = _check_label(label)
     check_positive_int(min_area, "min_area")
     rows = []
-    for cls, mask in _regions(label, instances, _present(label, background), min_area):
+    for cls, mask in _regions(label, instances, _present(label, background_classes), min_area):
         ys, xs = np.nonzero(mask)
         rows.append([cls, xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
     return np.array(rows, dtype=np.int64).reshape(-1, 5)

@@ -135,13 +135,13 @@ class ConfusionMatrix:
         total = self.counts.sum()
         return float(np.trace(self.counts[:, :-1]) / total) if total else float("nan")
 
-    def fb_iou(self, background: Sequence[int] = (0,)) -> float:
+    def fb_iou(self, background_classes: Sequence[int] = (0,)) -> float:
         """Foreground-background IoU: the mean IoU of two classes, the ``background``
         classes merged and all others merged (0 = background by default)."""
         back = np.zeros(self.num_classes + 1, dtype=bool)
-        back[[c for c in background if c < self.num_classes]] = True
+        back[[c for c in background_classes if c < self.num_classes]] = True
         if not back.any():
-            raise ValueError(f"background classes {tuple(background)} are not among the "
+            raise ValueError(f"background classes {tuple(background_classes)} are not among the "
                              f"{self.num_classes} classes")
         fore = ~back
         fore[-1] = False  # no prediction is neither foreground nor background
@@ -154,13 +154,13 @@ class ConfusionMatrix:
         return float(np.mean(scores)) if scores else float("nan")
 
     def summary(self, class_names: Optional[Sequence[str]] = None,
-                background: Optional[Sequence[int]] = (0,)) -> Dict[str, object]:
+                background_classes: Optional[Sequence[int]] = (0,)) -> Dict[str, object]:
         """Everything as a JSON-serialisable dict (NaN written as ``None``).
 
         Args:
             class_names (sequence of str, optional): class names for the per-class
                 entries. (default: ``None``, indices)
-            background (sequence of int, optional): classes merged for FB-IoU;
+            background_classes (sequence of int, optional): classes merged for FB-IoU;
                 ``None`` leaves FB-IoU out. (default: ``(0,)``)
         """
         names = list(class_names) if class_names is not None else [str(i) for i in
@@ -176,8 +176,8 @@ class ConfusionMatrix:
                "pixel_accuracy": number(self.pixel_accuracy()),
                "per_class_iou": {names[c]: number(iou[c]) for c in range(self.num_classes)},
                "pixels": int(self.counts.sum())}
-        if background is not None:
-            out["fb_iou"] = number(self.fb_iou(background))
+        if background_classes is not None:
+            out["fb_iou"] = number(self.fb_iou(background_classes))
         return out
 
 

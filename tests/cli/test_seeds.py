@@ -9,7 +9,6 @@ from graphseg.data import read_boxes_json, write_boxes_json, write_label_png
 from graphseg.seeds import box_seeds
 from graphseg.utils.io import read_image, read_label_map, write_png
 
-
 pytestmark = pytest.mark.usefixtures("restore_threads")
 
 

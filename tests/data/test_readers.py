@@ -4,9 +4,9 @@ import pytest
 from PIL import Image
 
 from graphseg.data import (
+    MSRC_STUFF,
     GrabCutDataset,
     MaskFolderDataset,
-    MSRC_STUFF,
     MSRCDataset,
     Sample,
     VOCDataset,
@@ -29,7 +29,7 @@ def test_bundled_sample_reads_without_the_kit():
     assert set(np.unique(scribbles)) == {0, 1, 255}
     msrc = open_dataset(sample_root() / "msrc_v2", split="val")
     assert len(msrc) == 5 and msrc.class_names[3] == "cow"
-    assert [msrc.class_names[c] for c in msrc.background] == list(MSRC_STUFF)
+    assert [msrc.class_names[c] for c in msrc.background_classes] == list(MSRC_STUFF)
     cow = msrc.load("1_16_s")
     assert cow.tags == (3,)  # grass is stuff, so only the cow is tagged
 

@@ -76,7 +76,7 @@ def test_scribbles_precision_one_and_length_ratio_shortens():
 
 def test_tags_and_box_fill():
     assert tags_from_labels(two_objects()) == (1, 2)
-    assert tags_from_labels(two_objects(), background=(0, 2)) == (1,)
+    assert tags_from_labels(two_objects(), background_classes=(0, 2)) == (1,)
     seeds = boxes_to_seeds([[1, 0, 0, 10, 10], [2, 2, 2, 4, 4]], (12, 12))
     assert seeds[3, 3] == 2 and seeds[0, 0] == 1 and seeds[11, 11] == 0
 
@@ -85,7 +85,7 @@ def test_msrc_sample_weak_labels_are_exact(recwarn):
     dataset = open_dataset(sample_root() / "msrc_v2", "val")
     quality = SeedQuality(len(dataset.class_names))
     for sample in dataset:
-        boxes = boxes_from_labels(sample.label, background=dataset.background)
+        boxes = boxes_from_labels(sample.label, background_classes=dataset.background_classes)
         assert set(boxes[:, 0].tolist()) <= set(sample.tags)
         for cls, x1, y1, x2, y2 in boxes:  # tight: the class touches every box edge
             inside = sample.label[y1:y2, x1:x2] == cls
