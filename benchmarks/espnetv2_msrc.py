@@ -72,7 +72,7 @@ def predict(model, image: np.ndarray, resize: str) -> np.ndarray:
 
 
 def evaluate(model, dataset, limit, resize):
-    classes = dataset.classes
+    classes = dataset.class_names
     rows = [(name, [classes.index(c) for c in msrc], VOC_CLASSES.index(voc))
             for name, msrc, voc in MAPPING]
     inter = np.zeros(len(rows), np.int64)

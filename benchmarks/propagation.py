@@ -194,7 +194,7 @@ def msrc_items(args, kinds):
     background = list(val.background_classes)
     stuff = np.arange(256, dtype=np.uint8)
     stuff[background] = 0  # every stuff class becomes background 0
-    num_classes = len(val.classes)
+    num_classes = len(val.class_names)
     # images with an object; val is sorted by class, so take evenly spaced ones
     samples = [s for s in (val.load(n) for n in val.names)
                if np.isin(s.label, [c for c in range(num_classes) if c not in background]).any()]

@@ -247,7 +247,7 @@ def cam_classifier(args, background):
     if path.is_file():
         print(f"  CAM classifier: cached {path}")
         return load_classifier(path)
-    objects = [c for c in range(len(train.classes)) if c not in background]
+    objects = [c for c in range(len(train.class_names)) if c not in background]
     samples = [train.load(n) for n in train.names[:count]]
     model = espnetv2_cam_classifier(objects, seed=args.seed)
     start = time.perf_counter()
@@ -265,7 +265,7 @@ def msrc_section(args, timing):
     background = val.background_classes
     stuff = np.arange(256, dtype=np.uint8)
     stuff[list(background)] = 0  # every stuff class becomes background 0
-    num_classes = len(val.classes)
+    num_classes = len(val.class_names)
     cam = cam_classifier(args, background)
     matrices = {(k, m): ConfusionMatrix(num_classes) for k in MSRC_KINDS for m in METHODS}
     skipped = {k: 0 for k in MSRC_KINDS}

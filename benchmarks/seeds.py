@@ -139,7 +139,7 @@ def cam_models(args, train, background):
         model = load_classifier(args.cam)
         name = (getattr(model, "architecture", None) or {}).get("name", "custom")
         return [(BACKBONES.get(name, name), model)]
-    objects = [c for c in range(len(train.classes)) if c not in background]
+    objects = [c for c in range(len(train.class_names)) if c not in background]
     samples = list(train)[:60] if args.quick else list(train)
     models = []
     for backbone in (("espnetv2", "small") if args.backbone == "both" else (args.backbone,)):

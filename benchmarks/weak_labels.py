@@ -69,7 +69,7 @@ def kinds(args):
 def score(dataset, label: str, args, rows) -> None:
     """Add one row per kind (and per human annotator on GrabCut) to ``rows``."""
     samples = list(dataset)
-    k = len(dataset.classes)
+    k = len(dataset.class_names)
     for name, make in kinds(args):
         quality, start = SeedQuality(k), time.perf_counter()
         for i, sample in enumerate(samples):
