@@ -2,7 +2,9 @@
 
 * Boxes as JSON, ``STEM.json``: ``[{"label": 1, "box": [x1, y1, x2, y2]}, ...]``;
   ``label`` is a class index, or a class name resolved through a classes list.
-  Coordinates are half-open pixels (the box covers ``x1 <= x < x2``).
+  Coordinates are half-open pixels (the box covers ``x1 <= x < x2``); fractional
+  ones (COCO-style float boxes) are rounded outward, ``x1, y1`` down and ``x2, y2``
+  up, to the smallest pixel box holding them (:func:`graphseg.data.check_boxes`).
 * Boxes as PASCAL VOC XML (``Annotations/STEM.xml``): ``<object><name>`` and
   ``<bndbox>`` with VOC's 1-based inclusive corners; reading converts
   ``(xmin, ymin, xmax, ymax)`` to ``(xmin - 1, ymin - 1, xmax, ymax)``, writing
@@ -11,7 +13,8 @@
   index per pixel, 255 = unlabelled, VOC colour map for display.
 * Image-level tags as JSON, ``STEM.json``: ``{"tags": [3, 11], "names": [...]}``,
   or the tags of a whole folder as one JSON mapping ``{"STEM": [3, "cat"], ...}``.
-* GrabCut's box files, ``STEM.txt``: one line ``x1 y1 x2 y2``, class 1.
+* GrabCut's box files, ``STEM.txt``: one line ``x1 y1 x2 y2`` (half-open pixels,
+  like the JSON's), class 1.
 
 :func:`read_boxes` (one image's) and :func:`read_tags` (many images') read an
 annotation folder in whichever of these formats it holds.
@@ -58,7 +61,9 @@ def read_boxes_json(path: PathLike, class_names: Optional[Sequence[str]] = None,
 
     Args:
         path (str or os.PathLike): ``STEM.json`` holding a list of
-            ``{"label": ..., "box": [x1, y1, x2, y2]}``.
+            ``{"label": ..., "box": [x1, y1, x2, y2]}`` (half-open pixels; other keys,
+            such as the ``"name"`` :func:`write_boxes_json` adds, are ignored;
+            fractional coordinates are rounded outward).
         class_names (sequence of str, optional): class names, to resolve string labels and
             bound indices. (default: ``None``)
         shape (tuple of int, optional): image ``(H, W)``; when given, boxes are
@@ -129,9 +134,9 @@ def read_voc_xml(path: PathLike, class_names: Sequence[str],
             raise ValueError(f"{where}: needs <bndbox> with numeric xmin ymin xmax ymax") \
                 from error
         label = _resolve((obj.findtext("name") or "").strip(), class_names, where)
-        rows.append([label, round(corners[0]) - 1, round(corners[1]) - 1,
-                     round(corners[2]), round(corners[3])])
-    return check_boxes(np.array(rows).reshape(-1, 5), shape, str(path))
+        # fractional corners are rounded outward by check_boxes
+        rows.append([label, corners[0] - 1, corners[1] - 1, corners[2], corners[3]])
+    return check_boxes(np.array(rows, dtype=np.float64).reshape(-1, 5), shape, str(path))
 
 
 def write_voc_xml(path: PathLike, boxes, class_names: Sequence[str], shape: Tuple[int, int],

@@ -16,23 +16,24 @@ import numpy as np
 
 from graphseg.data.classes import GRABCUT_CLASSES
 from graphseg.data.dataset import ImageDataset, read_pair, stems
-from graphseg.data.sample import Sample
+from graphseg.data.sample import Sample, check_boxes
 from graphseg.utils.constants import IGNORE
 from graphseg.utils.io import read_label_map
 
 
 def read_box_txt(path: Path, label: int = 1) -> np.ndarray:
-    """A GrabCut ``x1 y1 x2 y2`` box file as a ``(1, 5)`` row with class ``label``."""
+    """A GrabCut ``x1 y1 x2 y2`` box file as a ``(1, 5)`` int64 row with class ``label``
+    (half-open pixels; fractional corners are rounded outward)."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such box file")
     values = path.read_text(encoding="utf-8").split()
     try:
-        corners = [int(float(v)) for v in values]
+        corners = [float(v) for v in values]  # check_boxes rounds fractions outward
     except ValueError as error:
         raise ValueError(f"{path}: expected four numbers 'x1 y1 x2 y2'") from error
     if len(corners) != 4:
         raise ValueError(f"{path}: expected four numbers 'x1 y1 x2 y2', got {len(corners)}")
-    return np.array([[label, *corners]], dtype=np.int64)
+    return check_boxes(np.array([[label, *corners]]), None, str(path))
 
 
 class GrabCutDataset(ImageDataset):

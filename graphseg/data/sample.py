@@ -19,13 +19,17 @@ def check_boxes(boxes, shape: Optional[Tuple[int, int]] = None,
                 source: str = "boxes") -> np.ndarray:
     """Validate boxes against an image size; clip the ones that stick out.
 
-    A box reaching outside the image is clipped to it with a warning (annotation
-    tools often round a box edge one pixel past the border).  A box that is empty
-    (``x2 <= x1`` or ``y2 <= y1``), before or after clipping, is an error.
+    Fractional coordinates (COCO-style float boxes, sub-pixel annotation tools) are
+    rounded outward to the smallest pixel box that contains them: ``x1`` and ``y1``
+    down, ``x2`` and ``y2`` up (a coordinate within 1e-6 of an integer is that
+    integer).  The class must be an integer.  A box reaching outside the image is
+    clipped to it with a warning (annotation tools often round a box edge one pixel
+    past the border).  A box that is empty (``x2 <= x1`` or ``y2 <= y1``), before or
+    after clipping, is an error.
 
     Args:
-        boxes (array-like): ``(N, 5)`` integers ``(class, x1, y1, x2, y2)``, or an
-            empty sequence.
+        boxes (array-like): ``(N, 5)`` ``(class, x1, y1, x2, y2)``: an integer class
+            and integer or float coordinates, or an empty sequence.
         shape (tuple of int, optional): image ``(H, W)`` in pixels; ``None`` skips
             clipping. (default: ``None``)
         source (str, optional): the file or argument the boxes came from, named in
@@ -38,8 +42,21 @@ def check_boxes(boxes, shape: Optional[Tuple[int, int]] = None,
     if array.ndim != 2 or array.shape[1] != 5:
         raise ValueError(f"{source}: boxes must have shape (N, 5) = (class, x1, y1, x2, y2), "
                          f"got {array.shape}")
-    if array.size and not np.array_equal(array, np.round(array)):
-        raise ValueError(f"{source}: box coordinates and classes must be integers")
+    if array.size and not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"{source}: boxes must be numbers, got {array.dtype}")
+    if array.size and not np.isfinite(array).all():
+        raise ValueError(f"{source}: box coordinates must be finite")
+    if array.size and not np.array_equal(array[:, 0], np.round(array[:, 0])):
+        raise ValueError(f"{source}: box classes must be integers, got "
+                         f"{array[:, 0].tolist()}")
+    if array.size and not np.issubdtype(array.dtype, np.integer):
+        # outward: the smallest half-open pixel box holding the fractional one
+        corners = array[:, 1:].astype(np.float64)
+        near = np.round(corners)
+        snapped = np.abs(corners - near) <= 1e-6
+        corners[:, :2] = np.where(snapped[:, :2], near[:, :2], np.floor(corners[:, :2]))
+        corners[:, 2:] = np.where(snapped[:, 2:], near[:, 2:], np.ceil(corners[:, 2:]))
+        array = np.concatenate([np.round(array[:, :1]), corners], axis=1)
     array = array.astype(np.int64)
     for row in array:
         if row[3] <= row[1] or row[4] <= row[2]:

@@ -107,6 +107,24 @@ def test_box_fully_outside_is_an_error():
         check_boxes([[1, 12, 0, 15, 5]], (10, 10), "b")
 
 
+def test_float_boxes_are_rounded_outward_in_every_format(tmp_path):
+    # COCO-style float corners: the smallest half-open pixel box holding the box
+    (tmp_path / "f.json").write_text(json.dumps(
+        [{"label": 1, "box": [10.2, 4.7, 20.3, 8.0]}, {"label": 2, "box": [0.5, 1, 3, 2.0000001]}]))
+    assert read_boxes_json(tmp_path / "f.json").tolist() == [[1, 10, 4, 21, 8],
+                                                             [2, 0, 1, 3, 2]]
+    (tmp_path / "g.txt").write_text("1.5 2.5 30.5 8.25")
+    assert read_boxes(tmp_path, "g").tolist() == [[1, 1, 2, 31, 9]]
+    (tmp_path / "v.xml").write_text(
+        "<annotation><object><name>dog</name><bndbox><xmin>1.5</xmin><ymin>5</ymin>"
+        "<xmax>30.5</xmax><ymax>20</ymax></bndbox></object></annotation>")
+    assert read_voc_xml(tmp_path / "v.xml", VOC_CLASSES).tolist() == [[12, 0, 4, 31, 20]]
+    assert check_boxes(np.array([[1, 0.4, 0.4, 0.6, 0.6]])).tolist() == [[1, 0, 0, 1, 1]]
+    assert check_boxes([[1, 0, 0, 4, 4]]).dtype == np.int64
+    with pytest.raises(ValueError, match="box classes must be integers"):
+        check_boxes([[1.5, 0, 0, 4, 4]])
+
+
 def test_largest_first_orders_by_area_ties_in_file_order():
     boxes = [[1, 0, 0, 2, 2], [2, 0, 0, 6, 6], [3, 4, 4, 6, 6], [4, 0, 0, 3, 3]]
     assert largest_first(boxes).tolist() == [1, 3, 0, 2]
