@@ -45,7 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graphseg",
         description="Dense segmentation masks from cheap annotations by label "
-                    "propagation on image graphs.")
+                    "propagation on image graphs.",
+        epilog="'graphseg COMMAND --help' describes a command, with examples and the "
+               "formats of the files it reads.  The sample photos bundled with graphseg "
+               "lie in the folder that python -c \"from graphseg.data import sample_root; "
+               "print(sample_root())\" prints.")
     parser.add_argument("--version", action="version", version=f"graphseg {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, description in COMMANDS.items():
@@ -57,8 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
 def command_parser(name: str):
     """``(parser, module)`` of command ``name``: its full parser and the module that
     runs it."""
+    from graphseg.cli import help
+
     module = importlib.import_module(f"graphseg.cli.{name.replace('-', '_')}")
-    parser = argparse.ArgumentParser(prog=f"graphseg {name}", description=COMMANDS[name])
+    # the description is the module's docstring, the epilog examples and file formats;
+    # the raw formatter keeps their line breaks and indentation
+    parser = argparse.ArgumentParser(
+        prog=f"graphseg {name}",
+        description=help.description(name, COMMANDS[name], module.__doc__),
+        epilog=help.EPILOGS.get(name),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     module.add_arguments(parser)
     return parser, module
 

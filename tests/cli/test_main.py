@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -75,7 +76,7 @@ def test_help_lists_every_command_and_command_help_its_options(capsys):
     assert exit.value.code == 0
     text = capsys.readouterr().out
     assert text.startswith("usage: graphseg propagate") and "--save-probs" in text
-    assert " ".join(COMMANDS["propagate"].split()[:4]) in " ".join(text.split())
+    assert " ".join(COMMANDS["propagate"].split()[:4]) in " ".join(text.split()).lower()
 
 
 @pytest.mark.parametrize("name", COMMANDS)
@@ -120,3 +121,47 @@ def test_usage_errors_are_one_line_naming_the_argument(tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith(message) and err.count("\n") == 1, err
+
+
+def command_help(name: str) -> str:
+    return command_parser(name)[0].format_help()
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_help_has_a_description_and_examples(name):
+    text = command_help(name)
+    usage, description = text.split("\n\n", 2)[:2]
+    assert " ".join(COMMANDS[name].split()[:3]).lower() in " ".join(description.split()).lower()
+    examples = text.split("\nexamples:\n", 1)[1]  # the epilog, after the options
+    assert f"  graphseg {name}" in examples or f"-m graphseg {name}" in examples
+
+
+@pytest.mark.parametrize("name", ["propagate", "seeds"])
+def test_help_documents_every_annotation_file_format(name):
+    text = command_help(name)
+    # the box JSON, its coordinate convention, float corners, GrabCut's txt and VOC's xml
+    assert '[{"label": 1, "box": [x1, y1, x2, y2]}, ...]' in text
+    assert "half-open" in text and "x1 <= x < x2" in text and "rounded outward" in text
+    assert 'STEM.txt   GrabCut\'s box file: one line "x1 y1 x2 y2"' in text
+    assert "STEM.xml   PASCAL VOC" in text
+    assert "255 = unlabelled" in text and '{"tags": [1, 15]}' in text
+
+
+def sample_examples(name: str):
+    """The example lines of ``graphseg NAME --help`` that use only the bundled sample."""
+    block = command_help(name).split("\nexamples:\n", 1)[1].split("\n\n", 1)[0]
+    commands = block.replace("\\\n", " ").splitlines()
+    return [c.strip() for c in commands if "SAMPLE" in c and not c.strip().startswith("#")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["weak-labels", "visualize", "seeds"])
+def test_help_examples_on_the_bundled_sample_run_as_printed(name, tmp_path):
+    commands = sample_examples(name)
+    assert commands and commands[0].startswith("SAMPLE=")
+    bin_dir = Path(sys.executable).parent  # graphseg and python of this environment first
+    script = "set -e\n" + "\n".join(commands) + "\n"
+    run = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=600, env={**os.environ,
+                                           "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+    assert run.returncode == 0, run.stderr[-2000:]

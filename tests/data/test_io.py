@@ -110,7 +110,8 @@ def test_box_fully_outside_is_an_error():
 def test_float_boxes_are_rounded_outward_in_every_format(tmp_path):
     # COCO-style float corners: the smallest half-open pixel box holding the box
     (tmp_path / "f.json").write_text(json.dumps(
-        [{"label": 1, "box": [10.2, 4.7, 20.3, 8.0]}, {"label": 2, "box": [0.5, 1, 3, 2.0000001]}]))
+        [{"label": 1, "box": [10.2, 4.7, 20.3, 8.0]},
+         {"label": 2, "box": [0.5, 1, 3, 2.0000001]}]))
     assert read_boxes_json(tmp_path / "f.json").tolist() == [[1, 10, 4, 21, 8],
                                                              [2, 0, 1, 3, 2]]
     (tmp_path / "g.txt").write_text("1.5 2.5 30.5 8.25")
