@@ -1,7 +1,11 @@
 """Side-by-side pictures: image, weak labels, prediction and ground truth.
 
-Class colours follow the PASCAL VOC colour map (:func:`graphseg.data.voc_colormap`)
-so the pictures match the palette PNGs graphseg writes.  Pixels labelled 255
+Class colours are the hues of the PASCAL VOC colour map
+(:func:`graphseg.data.voc_colormap`, the palette of the PNGs graphseg writes) at full
+brightness, background white (:func:`display_colours`): VOC's dark red object on a
+red carpet is barely readable, so overlays dim the background, tint the objects and
+outline every object region with a double contour (black outside, white inside)
+that stays visible on dark and bright photos alike.  Pixels labelled 255
 (ignore / unlabelled) are left uncoloured in overlays.  Drawn with Pillow only.
 """
 from __future__ import annotations
@@ -28,13 +32,40 @@ def _font(size: int = 14):
         return ImageFont.load_default()
 
 
-def overlay(image: np.ndarray, label: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Blend class colours into an image; 255 pixels keep the image.
+_DIM = 0.5  # brightness of the background in overlays
+
+
+def display_colours() -> np.ndarray:
+    """``(256, 3)`` uint8 colours of the pictures: every VOC colour with its largest
+    channel raised to 255 (same hue, full brightness), and white for VOC's black
+    background (class 0).
+
+    >>> from graphseg.viz import display_colours
+    >>> display_colours()[[0, 1, 15]].tolist()
+    [[255, 255, 255], [255, 0, 0], [255, 170, 170]]
+    """
+    colours = voc_colormap().astype(np.float64)
+    peak = colours.max(axis=1, keepdims=True)
+    colours = np.where(peak > 0, colours * 255 / np.maximum(peak, 1), 255)
+    return colours.round().astype(np.uint8)
+
+
+def overlay(image: np.ndarray, label: np.ndarray, alpha: float = 0.5,
+            background: int = 0, outline: bool = True) -> np.ndarray:
+    """Show a label map on an image: background dimmed, objects tinted and outlined.
+
+    Background pixels keep the image at half brightness, object pixels blend in
+    their class colour (:func:`display_colours`), and with ``outline`` every
+    object region gets a double contour, a 1-pixel black line outside it and a
+    2-pixel white line inside, visible on any photo; 255 pixels keep the image.
 
     Args:
         image (numpy.ndarray): ``(H, W, 3)`` uint8.
         label (numpy.ndarray): ``(H, W)`` class indices, 255 = none.
         alpha (float, optional): colour weight in ``[0, 1]``. (default: ``0.5``)
+        background (int, optional): the class that is dimmed instead of tinted.
+            (default: ``0``)
+        outline (bool, optional): draw the contours. (default: ``True``)
 
     Returns:
         np.ndarray: ``(H, W, 3)`` uint8.
@@ -42,11 +73,24 @@ def overlay(image: np.ndarray, label: np.ndarray, alpha: float = 0.5) -> np.ndar
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     label = _check_map(label, image.shape[:2], "label")
-    colours = voc_colormap()[label].astype(np.float64)
+    colours = display_colours()[label].astype(np.float64)
     out = image.astype(np.float64)
-    known = label != IGNORE
-    out[known] = (1 - alpha) * out[known] + alpha * colours[known]
-    return out.round().astype(np.uint8)
+    back = label == background
+    objects = (label != IGNORE) & ~back
+    out[back] *= _DIM
+    out[objects] = (1 - alpha) * out[objects] + alpha * colours[objects]
+    out = out.round().astype(np.uint8)
+    if outline:
+        inner = []
+        for cls in np.unique(label[objects]):
+            region = label == cls
+            # border_value=1: a region cut by the photo's edge is not outlined along it
+            core = ndimage.binary_erosion(region, iterations=2, border_value=1)
+            out[ndimage.binary_dilation(region) & ~region] = 0
+            inner.append(region & ~core)
+        for ring in inner:  # white last, so a neighbour's black line cannot cover it
+            out[ring] = 255
+    return out
 
 
 def _check_map(value, shape: Tuple[int, int], name: str) -> np.ndarray:
@@ -61,7 +105,8 @@ def _check_map(value, shape: Tuple[int, int], name: str) -> np.ndarray:
 
 def draw_weak_labels(image: np.ndarray, seeds: Optional[np.ndarray] = None, boxes=None,
                      seed_radius: int = 2) -> np.ndarray:
-    """The image, dimmed, with seeds painted and box outlines drawn in class colours.
+    """The image, dimmed, with seeds painted and box outlines drawn in class colours
+    (:func:`display_colours`), each edged in black so it shows on any photo.
 
     Args:
         image (numpy.ndarray): ``(H, W, 3)`` uint8.
@@ -75,7 +120,7 @@ def draw_weak_labels(image: np.ndarray, seeds: Optional[np.ndarray] = None, boxe
     Returns:
         np.ndarray: ``(H, W, 3)`` uint8.
     """
-    colours = voc_colormap()
+    colours = display_colours()
     canvas = (image.astype(np.float64) * 0.6).round().astype(np.uint8)
     if seeds is not None:
         seeds = _check_map(seeds, image.shape[:2], "seeds")
@@ -85,11 +130,14 @@ def draw_weak_labels(image: np.ndarray, seeds: Optional[np.ndarray] = None, boxe
             mask = seeds == cls
             if seed_radius:
                 mask = ndimage.binary_dilation(mask, iterations=seed_radius)
+            canvas[ndimage.binary_dilation(mask) & ~mask] = 0
             canvas[mask] = colours[cls]
     picture = Image.fromarray(canvas)
     if boxes is not None and len(boxes):
         draw = ImageDraw.Draw(picture)
         for cls, x1, y1, x2, y2 in check_boxes(boxes, image.shape[:2], "boxes").tolist():
+            # black, 3 pixels of colour, black: the box shows on any photo
+            draw.rectangle([x1 - 1, y1 - 1, x2, y2], outline="black", width=5)
             draw.rectangle([x1, y1, x2 - 1, y2 - 1], outline=tuple(colours[cls].tolist()),
                            width=3)
     return np.asarray(picture)
@@ -98,11 +146,14 @@ def draw_weak_labels(image: np.ndarray, seeds: Optional[np.ndarray] = None, boxe
 def render_panels(image: np.ndarray, seeds: Optional[np.ndarray] = None, boxes=None,
                   prediction: Optional[np.ndarray] = None,
                   ground_truth: Optional[np.ndarray] = None,
-                  class_names: Optional[Sequence[str]] = None, alpha: float = 0.5) -> np.ndarray:
+                  class_names: Optional[Sequence[str]] = None, alpha: float = 0.5,
+                  iou: Optional[float] = None, background: int = 0) -> np.ndarray:
     """Image, weak labels, prediction and ground truth side by side, with a legend.
 
     Panels for missing inputs are left out.  The legend lists every class that
-    appears in the seeds, boxes, prediction or ground truth.
+    appears in the seeds, boxes, prediction or ground truth.  Overlays dim the
+    background and outline the objects (:func:`overlay`); with ``iou`` the
+    prediction's title reads e.g. ``prediction  IoU 0.950``.
 
     Args:
         image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB.
@@ -118,6 +169,10 @@ def render_panels(image: np.ndarray, seeds: Optional[np.ndarray] = None, boxes=N
             (default: ``None``, indices)
         alpha (float, optional): overlay colour weight in ``[0, 1]``.
             (default: ``0.5``)
+        iou (float, optional): the prediction's IoU against the ground truth,
+            written into its title. (default: ``None``)
+        background (int, optional): the class overlays dim instead of tint.
+            (default: ``0``)
 
     Returns:
         np.ndarray: ``(H', W', 3)`` uint8 picture.
@@ -129,9 +184,10 @@ def render_panels(image: np.ndarray, seeds: Optional[np.ndarray] = None, boxes=N
     if seeds is not None or (boxes is not None and len(boxes)):
         panels.append(("weak labels", draw_weak_labels(image, seeds, boxes)))
     if prediction is not None:
-        panels.append(("prediction", overlay(image, prediction, alpha)))
+        title = "prediction" if iou is None else f"prediction  IoU {iou:.3f}"
+        panels.append((title, overlay(image, prediction, alpha, background)))
     if ground_truth is not None:
-        panels.append(("ground truth", overlay(image, ground_truth, alpha)))
+        panels.append(("ground truth", overlay(image, ground_truth, alpha, background)))
     present = set()
     for value in (seeds, prediction, ground_truth):
         if value is not None:
@@ -143,7 +199,7 @@ def render_panels(image: np.ndarray, seeds: Optional[np.ndarray] = None, boxes=N
 
 def _compose(panels, present: Sequence[int], class_names: Optional[Sequence[str]]) -> np.ndarray:
     height, width = panels[0][1].shape[:2]
-    font, colours = _font(), voc_colormap()
+    font, colours = _font(), display_colours()
     names = [class_names[c] if class_names is not None and c < len(class_names) else str(c)
              for c in present]
     entries = [(tuple(colours[c].tolist()), name) for c, name in zip(present, names)]

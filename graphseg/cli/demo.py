@@ -3,7 +3,9 @@
 Runs the box and the scribble pipeline (:func:`graphseg.propagation.propagate`) on
 the three GrabCut photos shipped with graphseg, prints every photo's object IoU
 against its ground truth next to OpenCV GrabCut's from the same box, and writes
-side-by-side pictures (photo, weak labels, prediction, ground truth) to ``--out``.
+side-by-side pictures (photo, weak labels, prediction with its IoU, ground truth)
+to ``--out``.  While a photo runs, a bar on stderr shows its stage (seeds, features,
+graph, training epochs, CRF).
 A photo that fails is reported by name and skipped; the command then exits 1.
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ from graphseg.cli.failures import Failures
 from graphseg.cli.options import add_propagation_arguments, propagation
 from graphseg.data import GrabCutDataset, sample_root
 from graphseg.metrics import object_iou
-from graphseg.propagation import FEATURES, A2GNNConfig, propagate
+from graphseg.propagation import FEATURES, A2GNNConfig, StageBar, propagate
 from graphseg.seeds import opencv_grabcut
 from graphseg.viz import save_panels
 
@@ -38,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
           f"hidden {args.hidden}, seed {args.seed}")
     print(f"{'image':<10} {'boxes':>6} {'GrabCut':>8} {'scribbles':>10} {'seconds':>8}")
     rows, failures = [], Failures()
+    bar = StageBar()  # the stages of the photo that runs, on stderr
 
     def one(name: str) -> dict:
         sample = dataset.load(name)
@@ -45,21 +48,27 @@ def run(args: argparse.Namespace) -> int:
         row = {"image": name}
         for kind, annotation in (("boxes", sample.boxes),
                                  ("scribbles", dataset.scribbles(name, 1))):
+            bar.describe(f"{name} {kind}")
             result = propagate(sample.image, annotation, kind, 2, propagator=propagator,
                                layer=layer,
                                config=A2GNNConfig.release(kind, **overrides),
-                               features=args.features, seed=args.seed)
+                               features=args.features, seed=args.seed, progress=bar)
             row[kind] = object_iou(result.labels, sample.label)
             weak = {"boxes": sample.boxes} if kind == "boxes" else {"seeds": annotation}
             save_panels(out / f"{name}_{kind}.png", sample.image, prediction=result.labels,
-                        ground_truth=sample.label, class_names=dataset.class_names, **weak)
+                        ground_truth=sample.label, class_names=dataset.class_names,
+                        iou=row[kind], **weak)
+        bar.describe(name)
+        bar("GrabCut", 0, 1)
         row["grabcut"] = object_iou(opencv_grabcut(sample.image, sample.boxes, seed=args.seed),
                                     sample.label)
+        bar("GrabCut", 1, 1)
         row["seconds"] = time.perf_counter() - start
         return row
 
     for name in names:
         row = failures.attempt(name, lambda: one(name))
+        bar.close()  # off the screen before the row is printed
         if row is None:
             continue
         rows.append(row)

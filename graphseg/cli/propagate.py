@@ -43,7 +43,7 @@ from graphseg.data import read_boxes, read_classes, read_seeds, read_tags, write
 from graphseg.data.dataset import find_file, stems
 from graphseg.metrics import ConfusionMatrix
 from graphseg.nn.models import load_classifier
-from graphseg.propagation import FEATURES, A2GNNConfig, propagate
+from graphseg.propagation import FEATURES, A2GNNConfig, StageBar, propagate
 from graphseg.refine.crf import PRESETS
 from graphseg.training import load_affinity_net
 from graphseg.utils import distributed
@@ -84,7 +84,8 @@ def _one(name: str) -> dict:
                            cam=o["cam_model"], features=o["features"],
                            affinity=o["affinity_model"], stride=o["stride"],
                            radius=o["radius"], fusion=o["fusion"], crf=o["crf"],
-                           background=o["background"], seed=o["seed"], device=o["device"])
+                           background=o["background"], seed=o["seed"], device=o["device"],
+                           progress=o.get("progress"))
         if result.instances is not None:
             write_png(out / "instances" / f"{name}.png", result.instances)
         if o["save_probs"]:
@@ -215,9 +216,15 @@ def run(args: argparse.Namespace) -> int:
                     record(name, result)
                     bar.update()
         else:
+            # one process: a second bar shows the stages of the photo that runs
+            _STATE["progress"] = stages = StageBar(position=1) if rank == 0 else None
             for name in todo:
+                if stages is not None:
+                    stages.describe(name)
                 record(name, _one(name))
                 bar.update()
+            if stages is not None:
+                stages.close()
     manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     write_json(manifest_path, manifest)
 

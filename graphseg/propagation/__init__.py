@@ -9,7 +9,8 @@ graph network on that photo's own graph (thesis chapter 3).
 * :func:`node_features`: the graph's node features, from the bundled ESPNetv2
   encoder (:func:`backbone_features`) or colour and position.
 * :func:`propagate`: one photo from its weak annotation (boxes, scribbles,
-  points, tags) to dense labels, seeds included; :func:`box_instances`.
+  points, tags) to dense labels, seeds included; :func:`box_instances`;
+  ``progress=`` reports its stages (:mod:`graphseg.propagation.progress`).
 """
 from graphseg.propagation.a2gnn import A2GNNConfig, train_a2gnn
 from graphseg.propagation.features import FEATURES, backbone_features, node_features
@@ -19,11 +20,12 @@ from graphseg.propagation.pipeline import (
     segment_image,
     walk_seeds,
 )
+from graphseg.propagation.progress import STAGES, StageBar
 from graphseg.propagation.propagate import LAYERS, Propagation, box_instances, propagate
 from graphseg.utils.deprecation import moved
 
 __getattr__ = moved(__name__, {"KINDS": "graphseg.utils.constants:SUPERVISIONS"})
 
-__all__ = ["A2GNNConfig", "FEATURES", "LAYERS", "PROPAGATORS", "Propagation", "backbone_features",
-           "box_instances", "colour_position_features", "node_features", "propagate",
-           "segment_image", "train_a2gnn", "walk_seeds"]
+__all__ = ["A2GNNConfig", "FEATURES", "LAYERS", "PROPAGATORS", "Propagation", "STAGES",
+           "StageBar", "backbone_features", "box_instances", "colour_position_features",
+           "node_features", "propagate", "segment_image", "train_a2gnn", "walk_seeds"]

@@ -9,7 +9,7 @@ release; :meth:`A2GNNConfig.release` gives the release's per-supervision values.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -110,7 +110,8 @@ class A2GNNConfig:
 def train_a2gnn(x: Tensor, graph: Adj, labels: Tensor, num_classes: int,
                 grid_size: Tuple[int, int], colour: Optional[Tensor] = None,
                 boxes: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None,
-                config: A2GNNConfig = A2GNNConfig(), seed: int = 0) -> Tensor:
+                config: A2GNNConfig = A2GNNConfig(), seed: int = 0,
+                on_epoch: Optional[Callable[[int, int], None]] = None) -> Tensor:
     """Train a fresh model on one image's graph and return its node probabilities.
 
     Args:
@@ -131,6 +132,9 @@ def train_a2gnn(x: Tensor, graph: Adj, labels: Tensor, num_classes: int,
             (default: ``A2GNNConfig()``)
         seed (int, optional): seeds the model's initialisation and dropout.
             (default: ``0``)
+        on_epoch (callable, optional): ``on_epoch(done, total)`` after every
+            epoch, ``total`` = both stages' epochs; it gets no tensor, so it
+            forces no device sync. (default: ``None``, nothing called)
 
     Returns:
         Tensor: ``(N, num_classes)`` probabilities (Eq. 3.19), no gradient.
@@ -166,7 +170,8 @@ def train_a2gnn(x: Tensor, graph: Adj, labels: Tensor, num_classes: int,
                                      config.sigma_rgb)
         use_boxes = boxes is not None and len(boxes) > 0
         current = labels
-        for epoch in range(config.stage1_epochs + config.stage2_epochs):
+        epochs = config.stage1_epochs + config.stage2_epochs
+        for epoch in range(epochs):
             stage2 = epoch >= config.stage1_epochs
             model.train()
             optimizer.zero_grad()
@@ -186,6 +191,8 @@ def train_a2gnn(x: Tensor, graph: Adj, labels: Tensor, num_classes: int,
                                                 grid_size)
             loss.backward()
             optimizer.step()
+            if on_epoch is not None:
+                on_epoch(epoch + 1, epochs)
         model.eval()
         with torch.no_grad():
             return model(x, graph, edge_weight).logits.softmax(dim=-1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace
+from functools import partial
 from typing import Optional, Tuple, Union
 
 import numpy as np
@@ -22,6 +23,7 @@ from graphseg.graph.affinity import grid_affinity
 from graphseg.graph.image import image_to_graph, label_map_to_nodes, nodes_to_pixels
 from graphseg.losses import boxes_to_grid
 from graphseg.propagation.a2gnn import A2GNNConfig, train_a2gnn
+from graphseg.propagation.progress import Progress
 from graphseg.refine.crf import dense_crf
 from graphseg.refine.random_walk import random_walk
 from graphseg.utils.checks import (
@@ -77,7 +79,8 @@ def segment_image(image: np.ndarray, seeds: np.ndarray, num_classes: int,
                   features: Optional[Tensor] = None, edge_features: Optional[Tensor] = None,
                   colour_scale: float = 10.0, config: A2GNNConfig = A2GNNConfig(),
                   propagator: str = "gnn", crf: Optional[str] = "final", seed: int = 0,
-                  device: Union[str, torch.device] = "cpu") -> Tuple[np.ndarray, np.ndarray]:
+                  device: Union[str, torch.device] = "cpu",
+                  progress: Optional[Progress] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Dense labels for one photo from its seed map.
 
     ``propagator`` picks the propagation: ``"gnn"``, a per-image GNN with the
@@ -115,6 +118,10 @@ def segment_image(image: np.ndarray, seeds: np.ndarray, num_classes: int,
         seed (int, optional): seeds the training. (default: ``0``)
         device (str or torch.device, optional): where the graph and the model
             live. (default: ``"cpu"``)
+        progress (callable, optional): ``progress(stage, done, total)`` for the
+            stages ``"graph"``, ``"training"`` (per epoch) or ``"random walk"``,
+            and ``"crf"`` (:mod:`graphseg.propagation.progress`).
+            (default: ``None``, quiet)
 
     Returns:
         tuple: ``(labels, probs)``: ``(H, W)`` uint8 labels and ``(C, H, W)``
@@ -135,22 +142,39 @@ def segment_image(image: np.ndarray, seeds: np.ndarray, num_classes: int,
         if edge_features is None:
             edge_features = colour * colour_scale
         device = torch.device(device)
+        if progress is not None:
+            progress("graph", 0, 1)
         data = image_to_graph(features.to(device), radius=radius,
                               edge_features=edge_features.to(device))
         labels = label_map_to_nodes(seeds, data.grid_size, ignore_index=IGNORE)
+        if progress is not None:
+            progress("graph", 1, 1)
         if propagator == "random-walk":
+            if progress is not None:
+                progress("random walk", 0, 1)
             node_probs = walk_seeds(labels, num_classes, edge_features.to(device), radius)
+            if progress is not None:
+                progress("random walk", 1, 1)
         else:
             grid_boxes = None
             if boxes is not None and len(boxes):
                 grid_boxes = boxes_to_grid(boxes, (height, width), data.grid_size).to(device)
+            on_epoch = None
+            if progress is not None:
+                progress("training", 0, config.stage1_epochs + config.stage2_epochs)
+                on_epoch = partial(progress, "training")
             node_probs = train_a2gnn(data.x, GridAdjacency.from_data(data), labels.to(device),
                                      num_classes, data.grid_size, colour=colour.to(device),
-                                     boxes=grid_boxes, config=config, seed=seed)
+                                     boxes=grid_boxes, config=config, seed=seed,
+                                     on_epoch=on_epoch)
         probs = nodes_to_pixels(node_probs.cpu(), data.grid_size, size=(height, width),
                                 logits=False).numpy()
         if crf is not None:
+            if progress is not None:
+                progress("crf", 0, 1)
             probs = dense_crf(image, probs, preset=crf)
+            if progress is not None:
+                progress("crf", 1, 1)
         return probs.argmax(axis=0).astype(np.uint8), probs.astype(np.float32)
 
 

@@ -40,6 +40,7 @@ from graphseg.nn.models.affinity_net import AffinityNet, affinity_maps
 from graphseg.propagation.a2gnn import A2GNNConfig
 from graphseg.propagation.features import node_features
 from graphseg.propagation.pipeline import PROPAGATORS, segment_image
+from graphseg.propagation.progress import Progress, StageBar
 from graphseg.refine.crf import dense_crf
 from graphseg.refine.random_walk import walk_probabilities
 from graphseg.seeds.boxes import box_seeds
@@ -129,7 +130,8 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
               radius: Optional[int] = None, crf: Optional[str] = "final",
               background: int = 0, gamma: float = 6.0, fusion: float = 0.0,
               band: Optional[float] = None,
-              seed: int = 0, device: Union[str, torch.device] = "cpu") -> Propagation:
+              seed: int = 0, device: Union[str, torch.device] = "cpu",
+              progress: Union[None, bool, Progress] = None) -> Propagation:
     """Dense labels for one photo from its weak annotation.
 
     Args:
@@ -177,6 +179,13 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
         seed (int, optional): seeds GrabCut and the training. (default: ``0``)
         device (str or torch.device, optional): where the GNN runs.
             (default: ``"cpu"``)
+        progress (bool or callable, optional): a reporter
+            ``progress(stage, done, total)`` called as each stage starts and
+            ends and after every training epoch (stages ``"seeds"``,
+            ``"features"``, ``"graph"``, ``"training"``, ``"crf"``;
+            :mod:`graphseg.propagation.progress`), or ``True`` for a bar on
+            stderr (:class:`~graphseg.propagation.progress.StageBar`).
+            (default: ``None``, quiet)
 
     Returns:
         Propagation: labels, probabilities, seeds, instances (boxes), timings.
@@ -218,16 +227,28 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
         annotation = check_seed_map(annotation, kind, shape, num_classes)
     if affinity is not None and affinity.stride != stride:
         raise ValueError(f"stride is {stride} but the affinity network's is {affinity.stride}")
-    with trusted_inputs():
-        return _propagate(image, annotation, kind, num_classes, propagator, config, cam,
-                          features, affinity, stride, RADIUS[kind] if radius is None else radius,
-                          crf, background, gamma, fusion, band, seed, device, start)
+    if progress is not None and not (isinstance(progress, bool) or callable(progress)):
+        raise TypeError(f"progress must be a bool or progress(stage, done, total), "
+                        f"got {type(progress).__name__}")
+    bar = StageBar() if progress is True else None
+    try:
+        with trusted_inputs():
+            return _propagate(image, annotation, kind, num_classes, propagator, config, cam,
+                              features, affinity, stride,
+                              RADIUS[kind] if radius is None else radius, crf, background,
+                              gamma, fusion, band, seed, device, start,
+                              bar if progress is True else progress or None)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _propagate(image, annotation, kind, num_classes, propagator, config, cam, features,
                affinity, stride, radius, crf, background, gamma, fusion, band, seed, device,
-               start) -> Propagation:
+               start, progress=None) -> Propagation:
     """:func:`propagate` on validated inputs."""
+    if progress is not None:
+        progress("seeds", 0, 1)
     boxes, cam_scores = None, None
     if kind == "boxes":
         boxes = annotation
@@ -248,16 +269,25 @@ def _propagate(image, annotation, kind, num_classes, propagator, config, cam, fe
     if not (seeds != IGNORE).any():
         raise ValueError(f"no {kind} seed is left to propagate from (every pixel unknown)")
     seeded = time.perf_counter()
+    if progress is not None:
+        progress("seeds", 1, 1)
+        progress("features", 0, 1)
 
     if affinity is not None:
         cells, edges = affinity_maps(affinity, image)
     else:
         cells, edges = node_features(image, features, stride), None
     described = time.perf_counter()
+    if progress is not None:
+        progress("features", 1, 1)
     _, probs = segment_image(image, seeds, num_classes, boxes=boxes, stride=stride,
                              radius=radius, features=cells, edge_features=edges, config=config,
-                             propagator=propagator, crf=None, seed=seed, device=device)
+                             propagator=propagator, crf=None, seed=seed, device=device,
+                             progress=progress)
     propagated = time.perf_counter()
+    postprocess = progress is not None and (crf is not None or cam_scores is not None)
+    if postprocess:
+        progress("crf", 0, 1)
 
     if cam_scores is not None:
         # only the tagged classes can be present: drop the rest
@@ -271,6 +301,8 @@ def _propagate(image, annotation, kind, num_classes, propagator, config, cam, fe
             probs = (probs + fusion * walked) / (1.0 + fusion)
     if crf is not None:
         probs = dense_crf(image, probs, preset=crf)
+    if postprocess:
+        progress("crf", 1, 1)
     labels = probs.argmax(axis=0).astype(np.uint8)
     instances = box_instances(labels, boxes) if boxes is not None else None
     end = time.perf_counter()
