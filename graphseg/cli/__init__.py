@@ -84,9 +84,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
         parser.print_help(sys.stderr)
         return 2
-    command, module = command_parser(args.command)
     try:
+        command, module = command_parser(args.command)
         return module.run(command.parse_args(rest))
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback (a command that loops
+        print("interrupted", file=sys.stderr)  # over images says what it finished)
+        return 130

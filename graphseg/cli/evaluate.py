@@ -3,7 +3,10 @@
 Predictions are ``STEM.png`` class-index maps (255 = no prediction).  ``--gt`` is a
 folder of ``STEM.png`` label maps or a dataset root (``labels/`` of MSRC-v2,
 ``SegmentationClass/`` of VOC, ``masks/`` of GrabCut, read as 0/1); its
-``classes.txt`` names the classes unless ``--classes`` does.  Every prediction is
+``classes.txt`` names the classes unless ``--classes`` does.  A folder whose every
+file holds only the values 0 and 255 is read as object masks (255 object, 0
+background) and the command says so; one file with another value makes it
+class-index maps, where 255 means ignore.  Every prediction is
 scored (or the stems of ``--split``); a file that cannot be scored is reported by
 name and the command exits 1 after the table.
 """
@@ -24,14 +27,48 @@ from graphseg.metrics import ConfusionMatrix
 from graphseg.utils.io import read_label_map, write_json
 
 
+def is_binary_mask(label: np.ndarray) -> bool:
+    """Whether a ground-truth map holds only 0 and 255, with some 255: an object mask
+    (255 object, 0 background) rather than a class-index map (where 255 = ignore)."""
+    values = np.unique(label)
+    return bool(values[-1] == 255 and set(values.tolist()) <= {0, 255})
+
+
+def binary_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds 0/255 object masks: every ``STEM.png`` in it has only
+    the values 0 and 255, and some 255.  Decided per folder, not per pixel or file,
+    because 255 is also the ignore value of class-index maps: one file with any other
+    value makes the folder class-index maps.  Unreadable files are left to the
+    scoring, which reports them."""
+    seen = False
+    for path in sorted(folder.glob("*.png")):
+        try:
+            values = set(np.unique(read_label_map(path)).tolist())
+        except (OSError, ValueError):
+            continue
+        if not values <= {0, 255}:
+            return False
+        seen = seen or 255 in values
+    return seen
+
+
 def resolve_gt(root: Path) -> Tuple[Path, bool, Optional[Path]]:
-    """``(label folder, binary masks?, classes file or None)`` for a ``--gt`` argument."""
+    """``(label folder, binary masks?, classes file or None)`` for a ``--gt`` argument.
+
+    Binary (read as 0/1, object vs background): GrabCut's ``masks/``, or any folder
+    whose every mask holds only 0 and 255 (:func:`binary_folder`)."""
+    class_names = root / "classes.txt"
+    class_names = class_names if class_names.is_file() else None
     for sub, binary in (("labels", False), ("SegmentationClass", False), ("masks", True)):
         if (root / sub).is_dir():
-            class_names = root / "classes.txt"
-            return root / sub, binary, class_names if class_names.is_file() else None
-    class_names = root / "classes.txt"
-    return root, False, class_names if class_names.is_file() else None
+            return root / sub, binary or binary_folder(root / sub), class_names
+    return root, binary_folder(root), class_names
+
+
+def binary_note(flag: str, folder: Path) -> str:
+    """The line a command prints when it reads a folder as 0/255 object masks."""
+    return (f"{flag} {folder}: 0/255 object masks (every file holds only 0 and 255), "
+            "scored as object (255) vs background (0)")
 
 
 def parse_background(text: str, class_names: Optional[Sequence[str]]) -> Optional[Tuple[int, ...]]:
@@ -74,8 +111,10 @@ def run(args: argparse.Namespace) -> int:
             if (args.classes or classes_file) else None
     background_classes = parse_background(args.background, class_names)
     num_classes = args.num_classes or (len(class_names) if class_names else None)
-    if binary and num_classes is None:
-        num_classes = 2
+    if binary:
+        print(binary_note("--gt", gt_dir))
+        if num_classes is None:
+            num_classes = 2
     with reading("--split"):
         names = read_split(Path(args.split)) if args.split else stems(pred_dir, (".png",))
     confusion, failures = ConfusionMatrix(num_classes), Failures()

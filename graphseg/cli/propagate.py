@@ -8,12 +8,15 @@ photo, a freshly trained propagation model and a dense CRF
 * ``OUT/instances/STEM.png`` (boxes): ``i + 1`` where a pixel belongs to the
   instance of the file's ``i``-th box, 0 elsewhere;
 * ``OUT/probs/STEM.npz`` with ``--save-probs``: ``probs``, float16 ``(C, H, W)``;
-* ``OUT/manifest.json``: arguments, versions, and every image's status and seconds.
+* ``OUT/manifest.json``: arguments, versions, and every image's status, seconds and
+  the settings that made its files.
 
 Every file is written atomically and the manifest after every image, so an
-interrupted run resumes where it stopped: images whose label map exists are
-skipped unless ``--overwrite``.  A failing image (unreadable, bad annotation,
-no seed) is reported and skipped; the exit status is then 1.  Under ``torchrun``
+interrupted run (Ctrl-C: one line, exit status 130) resumes where it stopped: images
+whose label map exists are skipped unless ``--overwrite``, provided the manifest says
+the same settings made them; otherwise the command stops, naming the options that
+differ, before it computes or records anything.  A failing image (unreadable, bad
+annotation, no seed) is reported and skipped; the exit status is then 1.  Under ``torchrun``
 process ``RANK`` takes every ``WORLD_SIZE``-th image starting at ``RANK`` and
 writes ``manifest.rankRANK.json``; ``--workers N`` runs N processes on one machine.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import signal
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -34,7 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from graphseg.cli.evaluate import resolve_gt
+from graphseg.cli.evaluate import binary_note, resolve_gt
 from graphseg.cli.failures import FILE_ERRORS, Failures, UsageError, check_folder, reading
 from graphseg.cli.info import collect
 from graphseg.cli.options import add_propagation_arguments, propagation
@@ -44,6 +48,7 @@ from graphseg.data.dataset import find_file, stems
 from graphseg.metrics import ConfusionMatrix
 from graphseg.nn.models import load_classifier
 from graphseg.propagation import FEATURES, A2GNNConfig, StageBar, propagate
+from graphseg.propagation.propagate import RADIUS
 from graphseg.refine.crf import PRESETS
 from graphseg.training import load_affinity_net
 from graphseg.utils import distributed
@@ -124,6 +129,8 @@ def _num_classes(args, options: dict, names: List[str]) -> int:
 
 def _score(names, out: Path, gt_root: Path, num_classes: int) -> ConfusionMatrix:
     gt_dir, binary, _ = resolve_gt(gt_root)
+    if binary:
+        print(binary_note("--gt", gt_dir))
     confusion = ConfusionMatrix(num_classes)
     for name in names:
         pred = out / f"{name}.png"
@@ -193,9 +200,11 @@ def run(args: argparse.Namespace) -> int:
                     | {"config": asdict(options["config"])},
                     stack=collect()["versions"], started=time.strftime("%Y-%m-%dT%H:%M:%S"))
     images = manifest.setdefault("images", {})
-    todo = [n for n in mine if args.overwrite or not (out / f"{n}.png").is_file()]
-    for name in set(mine) - set(todo):
-        images.setdefault(name, {"status": "ok"})
+    settings = {name: _settings(options, name) for name in mine}
+    todo = [n for n in mine if args.overwrite or not _done(out, n, args.save_probs)]
+    if not args.overwrite:  # resuming: what is there must be what these settings make
+        _check_resume(out, manifest_path, images, {n: settings[n] for n in mine
+                                                   if n not in todo}, kind)
     out.mkdir(parents=True, exist_ok=True)
     write_json(manifest_path, manifest)
     print(f"{len(mine)} images for this process ({world} in all), {len(mine) - len(todo)} "
@@ -204,17 +213,35 @@ def run(args: argparse.Namespace) -> int:
           f"device {device}")
 
     def record(name: str, result: dict) -> None:
+        if result["status"] == "ok":
+            result["settings"] = settings[name]  # what made its files
+        elif "settings" in images.get(name, {}) and (out / f"{name}.png").is_file():
+            result["settings"] = images[name]["settings"]  # --overwrite failed: the old files
         images[name] = result
         write_json(manifest_path, manifest)
 
-    with tqdm(total=len(todo), desc="propagate", unit="image", disable=rank > 0) as bar:
+    started, interrupted = time.time(), _Interrupted()
+    with interrupted, tqdm(total=len(todo), desc="propagate", unit="image",
+                           disable=rank > 0) as bar:
         if args.workers > 1 and len(todo) > 1:
             worker_options = dict(options, threads=1)
             with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"),
-                                     initializer=_setup, initargs=(worker_options,)) as pool:
-                for name, result in zip(todo, pool.map(_one, todo)):
-                    record(name, result)
-                    bar.update()
+                                     initializer=_setup_worker,
+                                     initargs=(worker_options,)) as pool:
+                # the workers start (and inherit this) while Ctrl-C is ignored: it is the
+                # main process's to handle, even while a worker still imports torch
+                handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+                try:
+                    results = pool.map(_one, todo)
+                finally:
+                    signal.signal(signal.SIGINT, handler)
+                try:
+                    for name, result in zip(todo, results):
+                        record(name, result)
+                        bar.update()
+                except KeyboardInterrupt:
+                    _stop(pool)
+                    raise
         else:
             # one process: a second bar shows the stages of the photo that runs
             _STATE["progress"] = stages = StageBar(position=1) if rank == 0 else None
@@ -225,6 +252,21 @@ def run(args: argparse.Namespace) -> int:
                 bar.update()
             if stages is not None:
                 stages.close()
+    if interrupted.caught:
+        # an image whose label map this run wrote but did not record (a worker's, or
+        # one interrupted between the two writes) was made by these settings
+        for name in todo:
+            label = out / f"{name}.png"
+            if images.get(name, {}).get("settings") != settings[name] and label.is_file() \
+                    and label.stat().st_mtime >= started:
+                images[name] = {"status": "ok", "settings": settings[name]}
+        manifest["interrupted"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        write_json(manifest_path, manifest)
+        finished = sum(_done(out, n, args.save_probs)
+                       and images.get(n, {}).get("settings") == settings[n] for n in mine)
+        print(f"interrupted: {finished} of {len(mine)} images done in {out}; rerun the same "
+              "command to resume", file=sys.stderr)
+        return 130
     manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     write_json(manifest_path, manifest)
 
@@ -233,12 +275,116 @@ def run(args: argparse.Namespace) -> int:
         if images.get(name, {}).get("status") == "failed":
             failures.add(name, images[name]["error"])
     done = sum(images.get(n, {}).get("status") == "ok" for n in mine)
-    print(f"wrote {done} label maps to {out} (manifest: {manifest_path})")
+    written = sum(images.get(n, {}).get("status") == "ok" for n in todo)
+    print(f"wrote {written} label maps to {out}, {done - written} there already "
+          f"(manifest: {manifest_path})")
     confusion = _score(mine, out, Path(args.gt), options["num_classes"]) if args.gt else None
     if confusion is not None and confusion.pixels:
         print(f"mIoU {100 * confusion.miou():.2f} over {done} images "
               f"(per class: {', '.join(f'{100 * v:.1f}' for v in confusion.iou())})")
     return failures.report(len(mine))
+
+
+# what decides an image's files (recorded with it, compared when a rerun resumes), and the
+# option that sets each; --device, --threads, --workers, --save-probs and --gt do not
+_SETTINGS = {"images": "--images", "kind": "the kind of annotation", "source": None,
+             "class_names": "--classes", "tags": "--tags", "cam": "--cam",
+             "num_classes": "--num-classes", "background": "--background",
+             "propagator": "--propagator", "features": "--features", "affinity": "--affinity",
+             "stride": "--stride", "radius": "--radius", "fusion": "--fusion", "crf": "--crf",
+             "seed": "--seed", "config": None}
+_CONFIG_FLAGS = {"layer": "--layer", "hidden_channels": "--hidden", "stage1_epochs": "--epochs",
+                 "stage2_epochs": "--epochs", "lr": "--lr"}
+
+
+def _settings(options: dict, name: str) -> dict:
+    """The settings that make image ``name``'s files, as the manifest stores them."""
+    def path(value):
+        return None if value is None else str(Path(value).resolve())
+
+    settings = {key: options.get(key) for key in _SETTINGS}
+    settings.update(images=path(options["images"]), source=path(options["source"]),
+                    cam=path(options["cam"]), affinity=path(options["affinity"]),
+                    radius=options["radius"] or RADIUS[options["kind"]],
+                    config=asdict(options["config"]),
+                    tags=None if options["tags"] is None else options["tags"].get(name))
+    return json.loads(json.dumps(settings))  # as read back: tuples are lists
+
+
+def _done(out: Path, name: str, save_probs: bool) -> bool:
+    """Whether the files of ``name`` are there (the label map is written last)."""
+    return (out / f"{name}.png").is_file() and \
+        (not save_probs or (out / "probs" / f"{name}.npz").is_file())
+
+
+def _check_resume(out: Path, manifest_path: Path, images: dict, settings: dict,
+                  kind: str) -> None:
+    """A :class:`UsageError` unless every image about to be skipped was made by
+    ``settings`` (name -> settings), as the manifest records."""
+    unknown = [name for name in settings if "settings" not in images.get(name, {})]
+    if unknown:
+        raise UsageError(
+            f"--out {out}: {len(unknown)} label maps ({', '.join(unknown[:3])}"
+            f"{', ...' if len(unknown) > 3 else ''}) have no settings in {manifest_path}, so "
+            "resuming cannot tell what made them; rerun with --overwrite to recompute them, "
+            "or choose another --out")
+    changes, count = {}, 0
+    for name, now in settings.items():
+        before = images[name]["settings"]
+        if before == now:
+            continue
+        count += 1
+        for key in _SETTINGS:
+            if key == "config":
+                for field in sorted(set(before.get(key) or {}) | set(now[key])):
+                    old, new = (before.get(key) or {}).get(field), now[key].get(field)
+                    if old != new:
+                        flag = _CONFIG_FLAGS.get(field, f"the A2GNN setting {field}")
+                        changes.setdefault(f"{flag} ({field})" if flag == "--epochs"
+                                           else flag, (old, new))
+            elif before.get(key) != now[key]:
+                changes.setdefault(_SETTINGS[key] or f"--{kind}", (before.get(key), now[key]))
+    if changes:
+        def shown(value):
+            return "none" if value is None else ",".join(map(str, value)) \
+                if isinstance(value, list) else str(value)
+
+        listed = "; ".join(f"{flag} {shown(old)} then, {shown(new)} now"
+                           for flag, (old, new) in changes.items())
+        raise UsageError(
+            f"--out {out}: {count} label maps there were made with other settings ({listed}); "
+            "rerun with --overwrite to recompute them, or choose another --out")
+
+
+class _Interrupted:
+    """Context manager that stops a Ctrl-C (KeyboardInterrupt) and remembers it."""
+
+    caught = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        self.caught = kind is not None and issubclass(kind, KeyboardInterrupt)
+        return self.caught
+
+
+def _setup_worker(options: dict) -> None:
+    """:func:`_setup` in a worker, which leaves Ctrl-C to the main process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _setup(options)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool at once: nothing more starts, and running images are abandoned
+    (their files are written atomically, so none is left half-written)."""
+    # the processes first: shutdown() forgets them
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.join(timeout=10)
 
 
 def _load_manifest(path: Path) -> dict:
@@ -288,7 +434,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stride", type=int, default=8, help="pixels per node (default 8)")
     parser.add_argument("--radius", type=int,
                         help="window radius in nodes (default 4 boxes/scribbles, 3 points/tags)")
-    parser.add_argument("--hidden", type=int, help="hidden channels (default 256)")
+    parser.add_argument("--hidden", type=int, default=64,
+                        help="hidden channels (default 64, the setting of every GNN row of "
+                             "benchmarks/README.md's pseudo-label tables, e.g. GrabCut-13 "
+                             "boxes 0.836; the thesis used 256)")
     parser.add_argument("--epochs", type=int, nargs=2, metavar=("STAGE1", "STAGE2"),
                         help="epochs of the two stages (default 150 150 boxes, else 50 50)")
     parser.add_argument("--lr", type=float, help="learning rate (default 0.035 boxes, else 0.03)")

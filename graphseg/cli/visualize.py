@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from graphseg.cli.evaluate import is_binary_mask
 from graphseg.cli.failures import UsageError, reading
 from graphseg.data.classes import read_classes
 from graphseg.data.formats import read_boxes_json, read_voc_xml
@@ -38,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
         if path:
             with reading(f"--{key}"):
                 maps[key] = read_label_map(path)
-    if args.binary_gt and "gt" in maps:
+    if "gt" in maps and (args.binary_gt or is_binary_mask(maps["gt"])):
+        if not args.binary_gt:
+            print(f"--gt {args.gt}: a 0/255 object mask (only 0 and 255), shown as object "
+                  "(255) vs background (0)")
         maps["gt"] = (maps["gt"] > 127).astype(np.uint8)
     save_panels(args.out, image, seeds=maps.get("seeds"), boxes=boxes,
                 prediction=maps.get("pred"), ground_truth=maps.get("gt"), class_names=class_names,
@@ -54,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pred", help="predicted label map PNG")
     parser.add_argument("--gt", help="ground-truth label map PNG (255 = ignore)")
     parser.add_argument("--binary-gt", action="store_true",
-                        help="read --gt as a 0/255 mask (background/object)")
+                        help="read --gt as a mask, above 127 = object (default: only "
+                             "when it holds just 0 and 255)")
     parser.add_argument("--classes", help="class names, one per line, for the legend")
     parser.add_argument("--alpha", type=float, default=0.5,
                         help="overlay colour weight in [0, 1] (default 0.5)")

@@ -64,7 +64,9 @@ class Propagation(NamedTuple):
     """What :func:`propagate` returns for one photo.
 
     Attributes:
-        labels (numpy.ndarray): ``(H, W)`` uint8 class per pixel.
+        labels (numpy.ndarray): ``(H, W)`` uint8 class per pixel; boxes: the
+            background outside every box (probability 1 in ``probs``), so it
+            agrees with ``instances``.
         probs (numpy.ndarray): ``(num_classes, H, W)`` float32 probabilities behind
             ``labels``.
         seeds (numpy.ndarray): ``(H, W)`` uint8 seed map the graph was trained on,
@@ -249,7 +251,7 @@ def _propagate(image, annotation, kind, num_classes, propagator, config, cam, fe
     """:func:`propagate` on validated inputs."""
     if progress is not None:
         progress("seeds", 0, 1)
-    boxes, cam_scores = None, None
+    boxes, cam_scores, shape = None, None, image.shape[:2]
     if kind == "boxes":
         boxes = annotation
         options = {} if band is None else {"band": band}
@@ -303,6 +305,14 @@ def _propagate(image, annotation, kind, num_classes, propagator, config, cam, fe
         probs = dense_crf(image, probs, preset=crf)
     if postprocess:
         progress("crf", 1, 1)
+    if boxes is not None:
+        # box supervision: a pixel outside every box is background (as its seed was), so
+        # the label map agrees with the instance map, which only boxes can own
+        outside = np.ones(shape, bool)
+        for _, x1, y1, x2, y2 in boxes:
+            outside[y1:y2, x1:x2] = False
+        probs[:, outside] = 0.0
+        probs[background, outside] = 1.0
     labels = probs.argmax(axis=0).astype(np.uint8)
     instances = box_instances(labels, boxes) if boxes is not None else None
     end = time.perf_counter()

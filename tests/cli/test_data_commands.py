@@ -83,3 +83,35 @@ def test_visualize_command_on_grabcut(tmp_path, capsys):
     picture = read_image(out)
     width = Image.open(root / "images" / "llama.jpg").width
     assert picture.shape[1] == 3 * width + 2 * 6
+
+
+def test_evaluate_reads_a_folder_of_0_255_masks_as_object_vs_background(tmp_path, capsys):
+    mask = np.zeros((6, 8), np.uint8)
+    mask[1:4, 2:6] = 255
+    for name in ("a", "b"):
+        write_label_png(tmp_path / "gt" / f"{name}.png", mask)
+        write_label_png(tmp_path / "pred" / f"{name}.png", (mask > 0).astype(np.uint8))
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"),
+                 "--json", str(tmp_path / "r.json")]) == 0
+    assert "0/255 object masks" in capsys.readouterr().out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["per_class_iou"] == {"0": 1.0, "1": 1.0} and report["pixels"] == 2 * 48
+    # one class-index map in the folder: 255 is "ignore" in all of them
+    write_label_png(tmp_path / "gt" / "c.png", np.where(mask > 0, 255, 1).astype(np.uint8))
+    write_label_png(tmp_path / "pred" / "c.png", np.ones((6, 8), np.uint8))
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"),
+                 "--json", str(tmp_path / "r.json")]) == 0
+    assert "0/255" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "r.json").read_text())["pixels"] == 3 * 48 - 3 * 12
+
+
+def test_visualize_shows_a_0_255_mask_as_object(tmp_path, capsys):
+    root = sample_root() / "grabcut"
+    shutil.copy(root / "masks" / "llama.png", tmp_path / "gt.png")  # values 0 and 255
+    common = ["visualize", "--image", str(root / "images" / "llama.jpg"),
+              "--gt", str(tmp_path / "gt.png")]
+    assert main([*common, "--binary-gt", "--out", str(tmp_path / "forced.png")]) == 0
+    assert main([*common, "--out", str(tmp_path / "detected.png")]) == 0
+    assert "0/255 object mask" in capsys.readouterr().out
+    assert np.array_equal(read_image(tmp_path / "forced.png"),
+                          read_image(tmp_path / "detected.png"))

@@ -1,8 +1,11 @@
 """``graphseg propagate`` and ``graphseg demo`` on the bundled sample."""
+import importlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -10,7 +13,7 @@ import numpy as np
 import pytest
 import torch.distributed
 
-from graphseg.cli import main
+from graphseg.cli import command_parser, main
 from graphseg.data import (
     GrabCutDataset,
     read_boxes_json,
@@ -182,3 +185,105 @@ def test_grabcut_box_files_of_the_bundled_sample(tmp_path, capsys):
                  "--out", str(tmp_path), "--gt", str(root), *FAST]) == 0
     assert "mIoU" in capsys.readouterr().out
     assert len(list(tmp_path.glob("*.png"))) == 3
+
+
+def only_llama(folder: Path) -> list:
+    """The ``folder`` fixture reduced to its llama photo; the common arguments."""
+    for name in ("broken", "memorial", "teddy"):
+        (folder / "images" / f"{name}.png").unlink()
+    return ["propagate", "--images", str(folder / "images"), "--boxes", str(folder / "boxes"),
+            *FAST]
+
+
+def test_resume_with_other_settings_is_refused(folder, capsys):
+    out = folder / "out"
+    args = [*only_llama(folder), "--out", str(out)]
+    assert main(args) == 0
+    assert manifest(out)["images"]["llama"]["settings"]["config"]["hidden_channels"] == 8
+    before = (out / "manifest.json").read_text(), (out / "llama.png").stat().st_mtime_ns
+    capsys.readouterr()
+    changed = [*args, "--hidden", "16", "--crf", "none"]  # the last --hidden wins
+    assert main(changed) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --out {out}: 1 label maps there were made with other "
+                          "settings (--crf final then, none now; --hidden 8 then, 16 now); "
+                          "rerun with --overwrite") and err.count("\n") == 1
+    assert ((out / "manifest.json").read_text(), (out / "llama.png").stat().st_mtime_ns) \
+        == before  # nothing recomputed, nothing recorded
+    assert main([*changed, "--overwrite"]) == 0
+    assert manifest(out)["images"]["llama"]["settings"]["config"]["hidden_channels"] == 16
+    assert manifest(out)["images"]["llama"]["settings"]["crf"] is None
+    capsys.readouterr()
+    assert main(changed) == 0 and "1 already done" in capsys.readouterr().out
+    (out / "manifest.json").unlink()  # label maps that no manifest accounts for
+    assert main(changed) == 2
+    assert "have no settings in" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(folder, monkeypatch, capsys):
+    (folder / "images" / "broken.png").unlink()
+    module = importlib.import_module("graphseg.cli.propagate")
+    real, calls = module._one, []
+
+    def one(name):
+        calls.append(name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C during the second photo
+        return real(name)
+
+    monkeypatch.setattr(module, "_one", one)
+    out = folder / "out"
+    args = ["propagate", "--images", str(folder / "images"), "--scribbles",
+            str(folder / "scribbles"), "--out", str(out), *FAST, "--crf", "none"]
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted: 1 of 3 images done in {out}; rerun the same command to resume\n" \
+        in err and "Traceback" not in err
+    record = manifest(out)  # valid JSON, the finished photo recorded with its settings
+    assert [n for n, r in record["images"].items() if r["status"] == "ok"] == calls[:1]
+    assert record["images"][calls[0]]["settings"]["kind"] == "scribbles"
+    assert main(args) == 0 and "1 already done" in capsys.readouterr().out
+    assert len(list(out.glob("*.png"))) == 3
+
+
+def test_hidden_defaults_to_the_benchmarked_64():
+    parser, _ = command_parser("propagate")
+    assert parser.parse_args(["--images", "i", "--boxes", "b", "--out", "o"]).hidden == 64
+
+
+def test_gt_folder_of_0_255_masks_scores_the_object(tmp_path, capsys):
+    mask = np.zeros((6, 8), np.uint8)
+    mask[1:4, 2:6] = 255
+    write_label_png(tmp_path / "gt" / "a.png", mask)
+    write_label_png(tmp_path / "out" / "a.png", (mask > 0).astype(np.uint8))
+    module = importlib.import_module("graphseg.cli.propagate")
+    confusion = module._score(["a"], tmp_path / "out", tmp_path / "gt", 2)
+    assert confusion.iou().tolist() == [1.0, 1.0] and confusion.pixels == 48
+    assert "0/255 object masks" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_workers_too(folder):
+    """SIGINT to the whole process group (what Ctrl-C sends) while two workers run."""
+    (folder / "images" / "broken.png").unlink()
+    out = folder / "out"
+    command = [sys.executable, "-m", "graphseg", "propagate", "--images", str(folder / "images"),
+               "--boxes", str(folder / "boxes"), "--out", str(out), "--workers", "2", *FAST,
+               "--epochs", "400", "400", "--crf", "none"]
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    for _ in range(1200):  # the manifest is written just before the workers start
+        if (out / "manifest.json").is_file() or process.poll() is not None:
+            break
+        time.sleep(0.1)
+    time.sleep(3)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and err.count("interrupted: ") == 1
+    assert "rerun the same command to resume" in err
+    images = manifest(out)["images"]  # valid JSON; every label map there is recorded
+    for label in out.glob("*.png"):
+        assert images[label.stem]["status"] == "ok" and "settings" in images[label.stem]

@@ -1,4 +1,6 @@
 """graphseg.propagation.propagate: weak annotations of one photo to dense labels."""
+import importlib
+
 import cv2
 import numpy as np
 import pytest
@@ -180,3 +182,25 @@ def test_affinity_network_gives_features_and_edges():
     assert out.labels.shape == label.shape and np.isfinite(out.probs).all()
     with pytest.raises(ValueError, match="affinity network's is 8"):
         propagate(image, box, "boxes", 2, affinity=net, stride=4)
+
+
+def test_boxes_pixels_outside_every_box_are_background(monkeypatch):
+    """Box supervision: whatever the propagation says outside the boxes (here: object
+    everywhere), those pixels are background, so labels agree with the instances."""
+    module = importlib.import_module("graphseg.propagation.propagate")
+
+    def everywhere_object(image, seeds, num_classes, **kwargs):
+        probs = np.zeros((num_classes, *image.shape[:2]), np.float32)
+        probs[1] = 1.0
+        return None, probs
+
+    monkeypatch.setattr(module, "segment_image", everywhere_object)
+    image = np.zeros((40, 60, 3), np.uint8)
+    image[10:30, 10:50] = 200
+    boxes = [[1, 8, 6, 30, 34], [1, 26, 12, 52, 32]]
+    out = propagate(image, boxes, "boxes", 3, features="colour", crf=None, background=2)
+    inside = np.zeros((40, 60), bool)
+    inside[6:34, 8:30] = inside[12:32, 26:52] = True
+    assert (out.labels[~inside] == 2).all() and (out.labels[inside] == 1).all()
+    assert (out.probs[2][~inside] == 1).all() and (out.probs[:2][:, ~inside] == 0).all()
+    assert np.array_equal(out.instances > 0, out.labels == 1)
