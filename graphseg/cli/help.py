@@ -80,9 +80,10 @@ output, one file per image in the formats graphseg seeds and propagate read:
     "evaluate": f"""\
 examples:
   {SAMPLE}
+  graphseg propagate --images $SAMPLE/grabcut/images --boxes $SAMPLE/grabcut/boxes \\
+      --out masks/ --features colour --epochs 5 5
   graphseg evaluate --pred masks/ --gt $SAMPLE/grabcut
-  graphseg evaluate --pred masks/ --gt $SAMPLE/msrc_v2 --split $SAMPLE/msrc_v2/splits/val.txt \\
-      --json scores.json
+  graphseg evaluate --pred pred/ --gt VOCdevkit/VOC2012 --split val.txt --json scores.json
 
 files:
   --pred DIR  STEM.png class-index maps (255 = no prediction), as graphseg
