@@ -62,3 +62,24 @@ def one_thread(restore_threads):
     """One torch thread: on shared cores OpenMP's spinning makes tiny models up to a
     hundred times slower with two; one thread also fixes the order of float sums."""
     torch.set_num_threads(1)
+
+
+@pytest.fixture
+def tagged_squares():
+    """``tagged_squares(count=8, size=32, seed=0)``: grey images with a red square
+    (class 1), a blue square (class 2) or both, and their tags."""
+    def make(count=8, size=32, seed=0):
+        rng = np.random.default_rng(seed)
+        images, tags = [], []
+        for i in range(count):
+            image = np.full((size, size, 3), 128, dtype=np.uint8)
+            present = [(1,), (2,), (1, 2)][i % 3]
+            for cls in present:
+                y, x = rng.integers(0, size // 2, 2)
+                colour = (230, 20, 20) if cls == 1 else (20, 20, 230)
+                image[y:y + size // 3, x:x + size // 3] = colour
+            images.append(image)
+            tags.append(present)
+        return images, tags
+
+    return make

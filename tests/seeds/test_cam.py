@@ -22,21 +22,6 @@ from graphseg.training import train_cam_classifier
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _toy_set(count=8, size=32, seed=0):
-    """Grey images with a red square (class 1), a blue square (class 2), or both."""
-    rng = np.random.default_rng(seed)
-    images, tags = [], []
-    for i in range(count):
-        image = np.full((size, size, 3), 128, dtype=np.uint8)
-        present = [(1,), (2,), (1, 2)][i % 3]
-        for cls in present:
-            y, x = rng.integers(0, size // 2, 2)
-            image[y:y + size // 3, x:x + size // 3] = (230, 20, 20) if cls == 1 else (20, 20, 230)
-        images.append(image)
-        tags.append(present)
-    return images, tags
-
-
 def test_logits_are_the_pooled_cam():
     model = small_cam_classifier((1, 2, 5), width=4).eval()
     x = torch.rand(2, 3, 40, 48)
@@ -141,7 +126,7 @@ def test_cam_seeds_on_a_real_image(data_kit):
         cam_seeds(model, image, tags=[9], method="best")
 
 
-def test_espnetv2_cam_classifier_shape_training_and_round_trip(tmp_path):
+def test_espnetv2_cam_classifier_shape_training_and_round_trip(tagged_squares, tmp_path):
     from graphseg.nn.models import ESPNetv2Features, espnetv2_cam_classifier
     model = espnetv2_cam_classifier((1, 2))          # the bundled VOC weights
     assert model.classifier.in_channels == 768 and model.backbone.stride == 8
@@ -152,7 +137,7 @@ def test_espnetv2_cam_classifier_shape_training_and_round_trip(tmp_path):
     model.train()
     assert not model.backbone.encoder.training       # frozen batch norm
     encoder = {k: v.clone() for k, v in model.backbone.state_dict().items()}
-    images, tags = _toy_set(count=6)
+    images, tags = tagged_squares(count=6)
     history = train_cam_classifier(model, images, tags, epochs=3, size=32, batch_size=4,
                                    lr=1e-2, progress=False)
     assert len(history) == 3 and history[-1] < history[0] and model.input_size == 32

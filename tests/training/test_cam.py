@@ -22,21 +22,6 @@ class Interrupt(Exception):
     pass
 
 
-def toy_set(count=8, size=32, seed=0):
-    """Grey images with a red square (class 1), a blue square (class 2), or both."""
-    rng = np.random.default_rng(seed)
-    images, tags = [], []
-    for i in range(count):
-        image = np.full((size, size, 3), 128, dtype=np.uint8)
-        present = [(1,), (2,), (1, 2)][i % 3]
-        for cls in present:
-            y, x = rng.integers(0, size // 2, 2)
-            image[y:y + size // 3, x:x + size // 3] = (230, 20, 20) if cls == 1 else (20, 20, 230)
-        images.append(image)
-        tags.append(present)
-    return images, tags
-
-
 def classifier(frozen, seed=3):
     model = small_cam_classifier((1, 2), width=4, seed=seed)
     if frozen:
@@ -112,8 +97,8 @@ def assert_same_weights(a, b):
 
 
 @pytest.mark.parametrize("frozen", [False, True])
-def test_training_equals_the_loop_before_the_engine(frozen):
-    images, tags = toy_set()
+def test_training_equals_the_loop_before_the_engine(tagged_squares, frozen):
+    images, tags = tagged_squares()
     model = classifier(frozen)
     history = train_cam_classifier(model, images, tags, **OPTIONS)
     reference = classifier(frozen)
@@ -123,8 +108,8 @@ def test_training_equals_the_loop_before_the_engine(frozen):
     assert_same_weights(model, reference)
 
 
-def test_training_is_seeded_and_learns(tmp_path):
-    images, tags = toy_set()
+def test_training_is_seeded_and_learns(tagged_squares, tmp_path):
+    images, tags = tagged_squares()
     runs = []
     for _ in range(2):
         model = small_cam_classifier((1, 2), width=4, seed=3)
@@ -147,8 +132,8 @@ def test_training_is_seeded_and_learns(tmp_path):
 
 
 @pytest.mark.parametrize("frozen", [False, True])
-def test_resume_equals_uninterrupted_run(frozen, tmp_path):
-    images, tags = toy_set()
+def test_resume_equals_uninterrupted_run(tagged_squares, frozen, tmp_path):
+    images, tags = tagged_squares()
     whole = classifier(frozen)
     history = train_cam_classifier(whole, images, tags, checkpoint=tmp_path / "a.pt", **OPTIONS)
 
