@@ -21,54 +21,12 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from graphseg.cli.failures import Failures, UsageError, check_folder, reading
+from graphseg.cli.help import binary_note
 from graphseg.data.classes import MSRC_STUFF, read_classes
 from graphseg.data.dataset import read_split, stems
+from graphseg.data.layouts import resolve_gt
 from graphseg.metrics import ConfusionMatrix
 from graphseg.utils.io import read_label_map, write_json
-
-
-def is_binary_mask(label: np.ndarray) -> bool:
-    """Whether a ground-truth map holds only 0 and 255, with some 255: an object mask
-    (255 object, 0 background) rather than a class-index map (where 255 = ignore)."""
-    values = np.unique(label)
-    return bool(values[-1] == 255 and set(values.tolist()) <= {0, 255})
-
-
-def binary_folder(folder: Path) -> bool:
-    """Whether ``folder`` holds 0/255 object masks: every ``STEM.png`` in it has only
-    the values 0 and 255, and some 255.  Decided per folder, not per pixel or file,
-    because 255 is also the ignore value of class-index maps: one file with any other
-    value makes the folder class-index maps.  Unreadable files are left to the
-    scoring, which reports them."""
-    seen = False
-    for path in sorted(folder.glob("*.png")):
-        try:
-            values = set(np.unique(read_label_map(path)).tolist())
-        except (OSError, ValueError):
-            continue
-        if not values <= {0, 255}:
-            return False
-        seen = seen or 255 in values
-    return seen
-
-
-def resolve_gt(root: Path) -> Tuple[Path, bool, Optional[Path]]:
-    """``(label folder, binary masks?, classes file or None)`` for a ``--gt`` argument.
-
-    Binary (read as 0/1, object vs background): GrabCut's ``masks/``, or any folder
-    whose every mask holds only 0 and 255 (:func:`binary_folder`)."""
-    class_names = root / "classes.txt"
-    class_names = class_names if class_names.is_file() else None
-    for sub, binary in (("labels", False), ("SegmentationClass", False), ("masks", True)):
-        if (root / sub).is_dir():
-            return root / sub, binary or binary_folder(root / sub), class_names
-    return root, binary_folder(root), class_names
-
-
-def binary_note(flag: str, folder: Path) -> str:
-    """The line a command prints when it reads a folder as 0/255 object masks."""
-    return (f"{flag} {folder}: 0/255 object masks (every file holds only 0 and 255), "
-            "scored as object (255) vs background (0)")
 
 
 def parse_background(text: str, class_names: Optional[Sequence[str]]) -> Optional[Tuple[int, ...]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from pathlib import Path
 
 # the bundled sample, for examples that run as pasted
 SAMPLE = ('SAMPLE=$(python -c "from graphseg.data import sample_root; '
@@ -163,3 +164,9 @@ def description(name: str, summary: str, docstring: str) -> str:
         summary = summary[0].upper() + summary[1:]
     first = textwrap.fill(summary + ".", 79)
     return f"{first}\n\n{text}" if text else first
+
+
+def binary_note(flag: str, folder: Path) -> str:
+    """The line a command prints when it reads a folder as 0/255 object masks."""
+    return (f"{flag} {folder}: 0/255 object masks (every file holds only 0 and 255), "
+            "scored as object (255) vs background (0)")

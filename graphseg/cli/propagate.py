@@ -38,13 +38,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from graphseg.cli.evaluate import binary_note, resolve_gt
 from graphseg.cli.failures import FILE_ERRORS, Failures, UsageError, check_folder, reading
+from graphseg.cli.help import binary_note
 from graphseg.cli.info import collect
 from graphseg.cli.options import add_propagation_arguments, propagation
 from graphseg.cli.seeds import train_classifier
 from graphseg.data import read_boxes, read_classes, read_seeds, read_tags, write_label_png
 from graphseg.data.dataset import find_file, stems
+from graphseg.data.layouts import resolve_gt
 from graphseg.metrics import ConfusionMatrix
 from graphseg.nn.models import load_classifier
 from graphseg.propagation import FEATURES, A2GNNConfig, StageBar, propagate

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from graphseg.cli.evaluate import is_binary_mask
 from graphseg.cli.failures import UsageError, reading
 from graphseg.data.classes import read_classes
 from graphseg.data.formats import read_boxes_json, read_voc_xml
+from graphseg.data.layouts import is_binary_mask
 from graphseg.utils.io import read_image, read_label_map
 from graphseg.viz import save_panels
 

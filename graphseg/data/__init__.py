@@ -5,7 +5,8 @@
   boxes are painted in.
 * Readers: :class:`VOCDataset` (and :func:`write_voc_sample`), :class:`GrabCutDataset`,
   :class:`MSRCDataset` (stuff classes play background), :class:`MaskFolderDataset`,
-  :func:`open_dataset`, :func:`sample_root` (the bundled sample);
+  :func:`open_dataset`, :func:`sample_root` (the bundled sample), :func:`resolve_gt`
+  (a ground-truth folder; :func:`binary_folder`, 0/255 object masks);
   :func:`load_planetoid` for citation graphs.
 * Weak labels from ground truth: :func:`boxes_from_labels`, :func:`points_from_labels`,
   :func:`scribbles_from_labels`, :func:`tags_from_labels`, :func:`boxes_to_seeds`,
@@ -37,7 +38,16 @@ from graphseg.data.formats import (
     write_voc_xml,
 )
 from graphseg.data.grabcut import GrabCutDataset
-from graphseg.data.layouts import LAYOUTS, detect_layout, kit_root, open_dataset, sample_root
+from graphseg.data.layouts import (
+    LAYOUTS,
+    binary_folder,
+    detect_layout,
+    is_binary_mask,
+    kit_root,
+    open_dataset,
+    resolve_gt,
+    sample_root,
+)
 from graphseg.data.msrc import MSRCDataset
 from graphseg.data.planetoid import load_planetoid
 from graphseg.data.sample import Sample, check_boxes, largest_first
@@ -53,14 +63,13 @@ from graphseg.data.weak_labels import (
 from graphseg.utils.constants import IGNORE
 
 __all__ = [
-    "GRABCUT_CLASSES", "IGNORE", "LAYOUTS", "MSRC_STUFF", "VOC_CLASSES",
-    "GrabCutDataset", "ImageDataset", "MSRCDataset", "MaskFolderDataset", "Sample",
-    "VOCDataset", "background_lookup", "boxes_from_labels", "boxes_to_seeds", "check_boxes",
-    "detect_layout",
-    "kit_root", "labelled_fraction", "largest_first", "load_planetoid", "open_dataset",
-    "points_from_labels", "read_boxes", "read_boxes_json", "read_classes", "read_seeds",
-    "read_tags", "read_tags_json", "read_voc_xml", "sample_root",
-    "scribbles_from_labels", "tags_from_labels", "voc_colormap", "voc_palette",
+    "GRABCUT_CLASSES", "IGNORE", "LAYOUTS", "MSRC_STUFF", "VOC_CLASSES", "GrabCutDataset",
+    "ImageDataset", "MSRCDataset", "MaskFolderDataset", "Sample", "VOCDataset",
+    "background_lookup", "binary_folder", "boxes_from_labels", "boxes_to_seeds", "check_boxes",
+    "detect_layout", "is_binary_mask", "kit_root", "labelled_fraction", "largest_first",
+    "load_planetoid", "open_dataset", "points_from_labels", "read_boxes", "read_boxes_json",
+    "read_classes", "read_seeds", "read_tags", "read_tags_json", "read_voc_xml", "resolve_gt",
+    "sample_root", "scribbles_from_labels", "tags_from_labels", "voc_colormap", "voc_palette",
     "write_boxes_json", "write_label_png", "write_tags_json", "write_voc_sample",
     "write_voc_xml",
 ]

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
+
+import numpy as np
 
 from graphseg.data.dataset import ImageDataset
 from graphseg.data.folder import MaskFolderDataset
 from graphseg.data.grabcut import GrabCutDataset
 from graphseg.data.msrc import MSRCDataset
 from graphseg.data.voc import VOCDataset
+from graphseg.utils.io import read_label_map
 
 LAYOUTS = ("voc", "grabcut", "msrc", "folder")
 
@@ -77,3 +80,41 @@ def open_dataset(root, split: Optional[str] = None, layout: Optional[str] = None
     if layout == "folder":
         return MaskFolderDataset(root)
     raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+
+
+def is_binary_mask(label: np.ndarray) -> bool:
+    """Whether a ground-truth map holds only 0 and 255, with some 255: an object mask
+    (255 object, 0 background) rather than a class-index map (where 255 = ignore)."""
+    values = np.unique(label)
+    return bool(values[-1] == 255 and set(values.tolist()) <= {0, 255})
+
+
+def binary_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds 0/255 object masks: every ``STEM.png`` in it has only
+    the values 0 and 255, and some 255.  Decided per folder, not per pixel or file,
+    because 255 is also the ignore value of class-index maps: one file with any other
+    value makes the folder class-index maps.  Unreadable files are left to the
+    scoring, which reports them."""
+    seen = False
+    for path in sorted(folder.glob("*.png")):
+        try:
+            values = set(np.unique(read_label_map(path)).tolist())
+        except (OSError, ValueError):
+            continue
+        if not values <= {0, 255}:
+            return False
+        seen = seen or 255 in values
+    return seen
+
+
+def resolve_gt(root: Path) -> Tuple[Path, bool, Optional[Path]]:
+    """``(label folder, binary masks?, classes file or None)`` for a ``--gt`` argument.
+
+    Binary (read as 0/1, object vs background): GrabCut's ``masks/``, or any folder
+    whose every mask holds only 0 and 255 (:func:`binary_folder`)."""
+    class_names = root / "classes.txt"
+    class_names = class_names if class_names.is_file() else None
+    for sub, binary in (("labels", False), ("SegmentationClass", False), ("masks", True)):
+        if (root / sub).is_dir():
+            return root / sub, binary or binary_folder(root / sub), class_names
+    return root, binary_folder(root), class_names
