@@ -25,6 +25,7 @@ from graphseg.cli.failures import Failures, UsageError, check_folder
 from graphseg.data import read_seeds
 from graphseg.data.dataset import find_file, stems
 from graphseg.nn.backbones.pretrained import BUNDLED_WEIGHTS
+from graphseg.utils.constants import IGNORE
 from graphseg.utils.distributed import rank as process_rank
 from graphseg.utils.io import read_image
 
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             if seeds.shape != image.shape[:2]:
                 raise ValueError(f"seed map is {seeds.shape[1]}x{seeds.shape[0]} but the image "
                                  f"is {image.shape[1]}x{image.shape[0]}")
-            if (seeds == 255).all():
+            if (seeds == IGNORE).all():
                 raise ValueError("seed map has no labelled pixel")
             return image, seeds
 
