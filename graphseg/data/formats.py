@@ -31,6 +31,7 @@ import numpy as np
 from graphseg.data.classes import class_index, voc_palette
 from graphseg.data.grabcut import read_box_txt
 from graphseg.data.sample import check_boxes
+from graphseg.utils.checks import class_ids_out_of_range
 from graphseg.utils.constants import IGNORE
 from graphseg.utils.io import atomic_open, read_label_map, write_json, write_png
 
@@ -197,9 +198,9 @@ def read_seeds(path: PathLike, num_classes: Optional[int] = None) -> np.ndarray:
     """
     label = read_label_map(path)
     if num_classes is not None:
-        bad = np.unique(label[(label >= num_classes) & (label != IGNORE)])
-        if bad.size:
-            raise ValueError(f"{path}: class ids {bad.tolist()} >= num_classes "
+        bad = class_ids_out_of_range(label, num_classes)
+        if bad:
+            raise ValueError(f"{path}: class ids {bad} >= num_classes "
                              f"({num_classes}); only 255 may exceed it")
     return label
 

@@ -154,11 +154,17 @@ def check_seed_map(seeds, name: str = "seeds", shape: Optional[Tuple[int, int]] 
         raise ValueError(f"{name} has shape {seeds.shape}, expected {tuple(shape)} "
                          "(the image's height and width)")
     if num_classes is not None:
-        bad = np.unique(seeds[(seeds >= num_classes) & (seeds != IGNORE)])
-        if bad.size:
-            raise ValueError(f"{name} holds class ids {bad.tolist()}, but only "
+        bad = class_ids_out_of_range(seeds, num_classes)
+        if bad:
+            raise ValueError(f"{name} holds class ids {bad}, but only "
                              f"0..{num_classes - 1} and 255 (unknown) are allowed")
     return seeds
+
+
+def class_ids_out_of_range(labels: np.ndarray, num_classes: int) -> list:
+    """The distinct labels of ``labels`` that are neither below ``num_classes`` nor
+    :data:`~graphseg.utils.constants.IGNORE`, sorted."""
+    return np.unique(labels[(labels >= num_classes) & (labels != IGNORE)]).tolist()
 
 
 def check_probabilities(probs, name: str = "probs", shape: Optional[Tuple[int, int]] = None,
