@@ -38,15 +38,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from graphseg.cli.batch import Interrupted, load_manifest, score_folder
 from graphseg.cli.failures import FILE_ERRORS, Failures, UsageError, check_folder, reading
-from graphseg.cli.help import binary_note
 from graphseg.cli.info import collect
 from graphseg.cli.options import add_propagation_arguments, propagation
 from graphseg.cli.seeds import train_classifier
 from graphseg.data import read_boxes, read_classes, read_seeds, read_tags, write_label_png
 from graphseg.data.dataset import find_file, stems
-from graphseg.data.layouts import resolve_gt
-from graphseg.metrics import ConfusionMatrix
 from graphseg.nn.models import load_classifier
 from graphseg.propagation import FEATURES, A2GNNConfig, StageBar, propagate
 from graphseg.propagation.propagate import RADIUS
@@ -54,7 +52,7 @@ from graphseg.refine.crf import PRESETS
 from graphseg.training import load_affinity_net
 from graphseg.utils import distributed
 from graphseg.utils.constants import IGNORE, SUPERVISIONS
-from graphseg.utils.io import atomic_open, read_image, read_label_map, write_json, write_png
+from graphseg.utils.io import atomic_open, read_image, write_json, write_png
 
 # per-process state of the workers (set once by _setup)
 _STATE: Dict[str, object] = {}
@@ -128,21 +126,6 @@ def _num_classes(args, options: dict, names: List[str]) -> int:
     return max(largest + 1, 2)
 
 
-def _score(names, out: Path, gt_root: Path, num_classes: int) -> ConfusionMatrix:
-    gt_dir, binary, _ = resolve_gt(gt_root)
-    if binary:
-        print(binary_note("--gt", gt_dir))
-    confusion = ConfusionMatrix(num_classes)
-    for name in names:
-        pred = out / f"{name}.png"
-        if not pred.is_file():
-            continue
-        gt = read_label_map(find_file(gt_dir, name, (".png",)))
-        confusion.update(read_label_map(pred), (gt > 127).astype(np.uint8) if binary else gt,
-                         name)
-    return confusion
-
-
 def run(args: argparse.Namespace) -> int:
     images_dir, out = check_folder("--images", args.images), Path(args.out)
     kind = next(k for k in SUPERVISIONS if getattr(args, k))
@@ -195,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
 
     mine = names[rank::world]
     manifest_path = out / ("manifest.json" if world == 1 else f"manifest.rank{rank}.json")
-    manifest = _load_manifest(manifest_path)
+    manifest = load_manifest(manifest_path)
     manifest.update(command=["graphseg", *sys.argv[1:]], rank=rank, world_size=world,
                     options={k: v for k, v in options.items() if k not in ("tags", "class_names")}
                     | {"config": asdict(options["config"])},
@@ -221,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
         images[name] = result
         write_json(manifest_path, manifest)
 
-    started, interrupted = time.time(), _Interrupted()
+    started, interrupted = time.time(), Interrupted()
     with interrupted, tqdm(total=len(todo), desc="propagate", unit="image",
                            disable=rank > 0) as bar:
         if args.workers > 1 and len(todo) > 1:
@@ -279,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
     written = sum(images.get(n, {}).get("status") == "ok" for n in todo)
     print(f"wrote {written} label maps to {out}, {done - written} there already "
           f"(manifest: {manifest_path})")
-    confusion = _score(mine, out, Path(args.gt), options["num_classes"]) if args.gt else None
+    confusion = score_folder(mine, out, Path(args.gt), options["num_classes"]) if args.gt else None
     if confusion is not None and confusion.pixels:
         print(f"mIoU {100 * confusion.miou():.2f} over {done} images "
               f"(per class: {', '.join(f'{100 * v:.1f}' for v in confusion.iou())})")
@@ -357,19 +340,6 @@ def _check_resume(out: Path, manifest_path: Path, images: dict, settings: dict,
             "rerun with --overwrite to recompute them, or choose another --out")
 
 
-class _Interrupted:
-    """Context manager that stops a Ctrl-C (KeyboardInterrupt) and remembers it."""
-
-    caught = False
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, traceback) -> bool:
-        self.caught = kind is not None and issubclass(kind, KeyboardInterrupt)
-        return self.caught
-
-
 def _setup_worker(options: dict) -> None:
     """:func:`_setup` in a worker, which leaves Ctrl-C to the main process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -386,16 +356,6 @@ def _stop(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.join(timeout=10)
-
-
-def _load_manifest(path: Path) -> dict:
-    """The manifest of an earlier run into the same folder (resumed), or a new one."""
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        return {}  # written atomically, so only a hand-edited file gets here
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -251,17 +251,6 @@ def test_hidden_defaults_to_the_benchmarked_64():
     assert parser.parse_args(["--images", "i", "--boxes", "b", "--out", "o"]).hidden == 64
 
 
-def test_gt_folder_of_0_255_masks_scores_the_object(tmp_path, capsys):
-    mask = np.zeros((6, 8), np.uint8)
-    mask[1:4, 2:6] = 255
-    write_label_png(tmp_path / "gt" / "a.png", mask)
-    write_label_png(tmp_path / "out" / "a.png", (mask > 0).astype(np.uint8))
-    module = importlib.import_module("graphseg.cli.propagate")
-    confusion = module._score(["a"], tmp_path / "out", tmp_path / "gt", 2)
-    assert confusion.iou().tolist() == [1.0, 1.0] and confusion.pixels == 48
-    assert "0/255 object masks" in capsys.readouterr().out
-
-
 @pytest.mark.slow
 def test_ctrl_c_stops_the_workers_too(folder):
     """SIGINT to the whole process group (what Ctrl-C sends) while two workers run."""
