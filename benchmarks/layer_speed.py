@@ -1,10 +1,11 @@
 """Forward + backward time and peak memory of graph attention layers, side by side.
 
 Every implementation of :class:`graphseg.nn.AffinityAttentionConv` (grid, csr,
-message_passing, dense where it fits) against PyG's AGNNConv, GATConv (1 head)
-and GCNConv, on pixel grid graphs (radius-4 square and radius-5 disk windows)
-and on Cora's citation graph.  Each case runs in a fresh process, so its peak
-memory is its own: peak RSS on CPU, ``torch.cuda.max_memory_allocated`` on CUDA.
+auto on a plain edge_index, message_passing, dense where it fits) against PyG's
+AGNNConv, GATConv (1 head) and GCNConv, on pixel grid graphs (radius-4 square and
+radius-5 disk windows) and on Cora's citation graph.  Each case runs in a fresh
+process, so its peak memory is its own: peak RSS on CPU,
+``torch.cuda.max_memory_allocated`` on CUDA.
 Ratios are against AGNNConv on the same graph, in the same run.
 
     python benchmarks/layer_speed.py --quick
@@ -36,7 +37,10 @@ from _common import (  # noqa: E402
     write_json,
 )
 
+# "auto": the layer called as PyG users do, layer(x, edge_index, edge_weight), on its
+# cached layout (the other impls of ours get the adjacency object they run on)
 LAYERS = [("AffinityAttentionConv", "grid"), ("AffinityAttentionConv", "csr"),
+          ("AffinityAttentionConv", "auto"),
           ("AffinityAttentionConv", "message_passing"), ("AffinityAttentionConv", "dense"),
           ("AGNNConv", ""), ("GATConv", ""), ("GCNConv", "")]
 WINDOWS = {"square4": (4, "square"), "disk5": (5, "disk")}
@@ -257,7 +261,7 @@ def main(argv=None) -> int:
     parser.add_argument("--devices", nargs="+", default=None,
                         help="default: cpu, and cuda when available")
     parser.add_argument("--layers", nargs="+", metavar="NAME",
-                        help="only these: grid, csr, message_passing, dense (our "
+                        help="only these: grid, csr, auto, message_passing, dense (our "
                              "implementations), AGNNConv, GATConv, GCNConv")
     parser.add_argument("--no-cora", dest="cora", action="store_false")
     parser.add_argument("--repeats", type=int, default=3)

@@ -106,17 +106,23 @@ def test_equals_agnnconv_without_edge_weights():
     torch.manual_seed(0)
     g = grid_graph(9, 11, radius=3, window="disk")
     x = torch.randn(g.num_nodes, 16, requires_grad=True)
-    ours, theirs = AffinityAttentionConv(), AGNNConv()
+    # the reference is AGNNConv to the bit; the default (fast) path up to rounding
+    ours, theirs = AffinityAttentionConv(impl="message_passing"), AGNNConv()
+    fast = AffinityAttentionConv()
     with torch.no_grad():
         ours.w.fill_(1.7)
+        fast.w.fill_(1.7)
         theirs.beta.fill_(1.7)
-    a, b = ours(x, g.edge_index), theirs(x, g.edge_index)
+    a, b, c = ours(x, g.edge_index), theirs(x, g.edge_index), fast(x, g.edge_index)
     assert torch.equal(a, b)
+    assert torch.allclose(c, b, atol=1e-5)
     grad_a, = torch.autograd.grad(a.square().sum(), x)
     grad_b, = torch.autograd.grad(b.square().sum(), x)
+    grad_c, = torch.autograd.grad(c.square().sum(), x)
     assert torch.equal(grad_a, grad_b)
+    assert torch.allclose(grad_c, grad_b, atol=1e-4)
     # and with a fixed w, against AGNNConv(requires_grad=False)
-    fixed = AffinityAttentionConv(requires_grad=False)
+    fixed = AffinityAttentionConv(requires_grad=False, impl="message_passing")
     assert "w" not in dict(fixed.named_parameters())
     assert torch.equal(fixed(x, g.edge_index), AGNNConv(requires_grad=False)(x, g.edge_index))
 
@@ -280,3 +286,316 @@ def test_cora_node_classification(data_kit, tmp_path):
     accuracy = (pred[data.test_mask] == data.y[data.test_mask]).float().mean().item()
     print(f"Cora test accuracy {accuracy:.3f}")
     assert accuracy > 0.78, accuracy
+
+
+# ---------------------------------------------------------------------------
+# The fast path for a plain edge_index / GridGraph (issue 17) against the reference
+# ---------------------------------------------------------------------------
+
+from graphseg.graph import CSRAdjacency, GridAdjacency  # noqa: E402
+from graphseg.nn.conv import affinity_attention_conv as aac  # noqa: E402
+
+
+@pytest.fixture
+def builds(monkeypatch):
+    """Counts the layout conversions (``{"csr": n, "grid": m}``), on an empty cache."""
+    AffinityAttentionConv.cache_clear()
+    counts = {"csr": 0, "grid": 0}
+
+    def counting(kind, build):
+        def wrapper(*args):
+            counts[kind] += 1
+            return build(*args)
+        return wrapper
+
+    monkeypatch.setattr(aac, "_build_edge_layout", counting("csr", aac._build_edge_layout))
+    monkeypatch.setattr(aac, "_build_grid_layout", counting("grid", aac._build_grid_layout))
+    yield counts
+    AffinityAttentionConv.cache_clear()
+
+
+def run_with_grads(conv, x, graph, weight, seed=0):
+    """``(out, grad x, grad weight, grad w)`` of a fixed random linear loss."""
+    x = x.detach().clone().requires_grad_(True)
+    inputs = [x, conv.w]
+    if weight is not None:
+        weight = weight.detach().clone().requires_grad_(True)
+        inputs.append(weight)
+    out = conv(x, graph, weight)
+    probe = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed),
+                        dtype=out.dtype)
+    grads = torch.autograd.grad((out * probe).sum(), inputs)
+    return (out.detach(),) + tuple(grads) + ((None,) if weight is None else ())
+
+
+def assert_same(fast, ref, atol=1e-10):
+    names = ("out", "grad x", "grad w", "grad edge weight")
+    for name, a, b in zip(names, fast, ref):
+        if b is None:
+            assert a is None, name
+        else:
+            assert torch.allclose(a, b, atol=atol, rtol=1e-8), (name, (a - b).abs().max())
+
+
+def edge_forms(seed=10, n=15):
+    """Unsorted duplicate-free edge lists: without self loops, and with some."""
+    x, edge_index, weight = random_graph(n=n, e=60, f=6, seed=seed, dtype=torch.float64)
+    loops = torch.tensor([[0, 4, 9], [0, 4, 9]])
+    return {"no_self_loops": (x, edge_index, weight),
+            "self_loops": (x, torch.cat([loops, edge_index], dim=1),
+                           torch.cat([torch.tensor([0.3, 0.0, 2.0], dtype=torch.float64),
+                                      weight]))}
+
+
+def make_conv(negative, add_self_loops, impl="auto", w=1.3, **kwargs):
+    conv = AffinityAttentionConv(beta=3.0, negative=negative, add_self_loops=add_self_loops,
+                                 impl=impl, **kwargs).double()
+    with torch.no_grad():
+        conv.w.fill_(w)
+    return conv
+
+
+@pytest.mark.parametrize("negative", MODES)
+@pytest.mark.parametrize("add_self_loops", [True, False])
+@pytest.mark.parametrize("weighted", [True, False])
+@pytest.mark.parametrize("form", ["no_self_loops", "self_loops"])
+def test_edge_index_fast_path_equals_reference(builds, negative, add_self_loops, weighted,
+                                               form):
+    x, edge_index, weight = edge_forms()[form]
+    assert not bool((edge_index[1, 1:] >= edge_index[1, :-1]).all())  # unsorted
+    weight = weight if weighted else None
+    fast = make_conv(negative, add_self_loops)
+    ref = make_conv(negative, add_self_loops, impl="message_passing")
+    assert_same(run_with_grads(fast, x, edge_index, weight),
+                run_with_grads(ref, x, edge_index, weight))
+    assert builds == {"csr": 1, "grid": 0}  # the fast path ran
+    # the attention, outside autograd (where the fast kernels serve it too)
+    with torch.no_grad():
+        out, (ei, alpha) = fast(x, edge_index, weight, return_attention_weights=True)
+        ref_out, (ref_ei, ref_alpha) = ref(x, edge_index, weight,
+                                           return_attention_weights=True)
+    assert builds["csr"] == 1
+    assert torch.allclose(out, ref_out, atol=1e-10)
+    dense, ref_dense = torch.zeros(15, 15, dtype=x.dtype), torch.zeros(15, 15, dtype=x.dtype)
+    dense[ei[1], ei[0]] = alpha
+    ref_dense[ref_ei[1], ref_ei[0]] = ref_alpha
+    assert ei.size(1) == ref_ei.size(1)
+    assert torch.allclose(dense, ref_dense, atol=1e-10)
+
+
+def test_edge_index_fast_path_float32_and_int32_indices(builds):
+    x, edge_index, weight = random_graph(n=30, e=200, f=16, seed=11)
+    fast, ref = AffinityAttentionConv(), AffinityAttentionConv(impl="message_passing")
+    assert_same(run_with_grads(fast, x, edge_index.int(), weight),
+                run_with_grads(ref, x, edge_index, weight), atol=1e-5)
+    assert builds["csr"] == 1
+
+
+@pytest.mark.parametrize("negative", MODES)
+@pytest.mark.parametrize("add_self_loops", [True, False])
+@pytest.mark.parametrize("weighted", [True, False])
+@pytest.mark.parametrize("window,self_loops", [("disk", True), ("square", False)])
+@pytest.mark.parametrize("impl", ["auto", "grid", "csr"])
+def test_grid_graph_equals_reference(builds, negative, add_self_loops, weighted, window,
+                                     self_loops, impl):
+    g = grid_graph(6, 7, radius=2, window=window, self_loops=self_loops)
+    gen = torch.Generator().manual_seed(12)
+    x = torch.randn(g.num_nodes, 5, generator=gen, dtype=torch.float64)
+    weight = torch.rand(g.num_edges, generator=gen, dtype=torch.float64) if weighted else None
+    fast = make_conv(negative, add_self_loops, impl=impl)
+    ref = make_conv(negative, add_self_loops, impl="message_passing")
+    assert_same(run_with_grads(fast, x, g, weight), run_with_grads(ref, x, g.edge_index, weight))
+    # auto on the CPU takes the CSR kernels, on the GridGraph's edge_index
+    assert builds == ({"csr": 0, "grid": 1} if impl == "grid" else {"csr": 1, "grid": 0})
+    # the attention: the GridGraph answers like its edge_index
+    with torch.no_grad():
+        _, (ei, alpha) = fast(x, g, weight, return_attention_weights=True)
+        _, (ref_ei, ref_alpha) = ref(x, g.edge_index, weight, return_attention_weights=True)
+    n = g.num_nodes
+    dense, ref_dense = torch.zeros(n, n, dtype=x.dtype), torch.zeros(n, n, dtype=x.dtype)
+    dense[ei[1], ei[0]] = alpha
+    ref_dense[ref_ei[1], ref_ei[0]] = ref_alpha
+    assert torch.allclose(dense, ref_dense, atol=1e-10)
+
+
+def test_grid_graph_with_reference_impls():
+    g = grid_graph(4, 5, radius=1)
+    x = torch.randn(g.num_nodes, 3)
+    expected = AffinityAttentionConv(impl="message_passing")(x, g.edge_index)
+    for impl in ("message_passing", "dense"):
+        assert torch.allclose(AffinityAttentionConv(impl=impl)(x, g), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("negative", MODES)
+def test_adjacency_objects_equal_reference(negative):
+    """The forms that were fast already: CSRAdjacency and GridAdjacency."""
+    g = grid_graph(5, 6, radius=2, window="disk")
+    gen = torch.Generator().manual_seed(13)
+    x = torch.randn(g.num_nodes, 4, generator=gen, dtype=torch.float64)
+    weight = torch.rand(g.num_edges, generator=gen, dtype=torch.float64)
+    ref = run_with_grads(make_conv(negative, True, impl="message_passing"), x, g.edge_index,
+                         weight)
+
+    def through(build, impl):
+        conv = make_conv(negative, True, impl=impl)
+        xx = x.clone().requires_grad_(True)
+        ww = weight.clone().requires_grad_(True)
+        out = conv(xx, build(ww))
+        probe = torch.randn(out.shape, generator=torch.Generator().manual_seed(0),
+                            dtype=out.dtype)
+        return (out.detach(),) + torch.autograd.grad((out * probe).sum(), [xx, conv.w, ww])
+
+    csr = lambda ww: CSRAdjacency.from_edge_index(g.edge_index, ww, g.num_nodes,  # noqa: E731
+                                                  add_self_loops=True)
+    planes = lambda ww: GridAdjacency.from_edge_index(g.edge_index, ww,  # noqa: E731
+                                                      (g.height, g.width), 2, "disk")
+    assert_same(through(csr, "auto"), ref)
+    assert_same(through(planes, "auto"), ref)
+    assert_same(through(planes, "grid"), ref)
+
+
+def test_cache_is_used_on_the_second_call(builds):
+    x, edge_index, weight = random_graph(n=20, e=80, seed=14)
+    conv = AffinityAttentionConv()
+    first = conv(x, edge_index, weight)
+    second = conv(x, edge_index, weight * 0.5)  # new weights, same graph: no conversion
+    assert builds["csr"] == 1
+    assert torch.allclose(second, AffinityAttentionConv(impl="message_passing")(
+        x, edge_index, weight * 0.5), atol=1e-6)
+    assert not torch.allclose(first, second)
+    # shared by all layers with the same add_self_loops (A2GNN's stack of layers)
+    AffinityAttentionConv(negative="mask")(x, edge_index)
+    assert builds["csr"] == 1
+    AffinityAttentionConv(add_self_loops=False)(x, edge_index)
+    assert builds["csr"] == 2
+    # a GridGraph: grid_graph's result is cached, so is its layout
+    g = grid_graph(4, 4, radius=1)
+    conv(torch.randn(16, 3), g)
+    conv(torch.randn(16, 3), grid_graph(4, 4, radius=1))
+    assert builds["csr"] == 3
+    grid_conv = AffinityAttentionConv(impl="grid")
+    grid_conv(torch.randn(16, 3), g)
+    grid_conv(torch.randn(16, 3), g)
+    assert builds["grid"] == 1
+
+
+def test_cache_is_invalidated_for_another_graph_of_the_same_size(builds):
+    x, edge_index, weight = random_graph(n=20, e=80, seed=15)
+    _, other, _ = random_graph(n=20, e=80, seed=16)
+    assert other.shape == edge_index.shape and not torch.equal(other, edge_index)
+    conv, ref = AffinityAttentionConv(), AffinityAttentionConv(impl="message_passing")
+    conv(x, edge_index, weight)
+    # another tensor of the same shape
+    assert torch.allclose(conv(x, other, weight), ref(x, other, weight), atol=1e-6)
+    assert builds["csr"] == 2
+    # the same tensor edited in place (its version counter moves)
+    edge_index.copy_(other.flip(1))
+    assert torch.allclose(conv(x, edge_index, weight), ref(x, edge_index, weight), atol=1e-6)
+    assert builds["csr"] == 3
+    # a view's edit moves the base's counter too
+    edge_index[0, :5] = edge_index[1, :5].flip(0)
+    edge_index[:, :5] = torch.stack([edge_index[0, :5], (edge_index[0, :5] + 1) % 20])
+    assert torch.allclose(conv(x, edge_index, weight), ref(x, edge_index, weight), atol=1e-6)
+    assert builds["csr"] == 4
+    # a different number of nodes with the same tensor is another layout
+    x_big = torch.randn(25, x.size(1))
+    assert torch.allclose(conv(x_big, edge_index, weight), ref(x_big, edge_index, weight),
+                          atol=1e-6)
+    assert builds["csr"] == 5
+
+
+def test_cache_entries_die_with_their_edge_index(builds):
+    x = torch.randn(20, 4)
+    conv = AffinityAttentionConv()
+    for seed in range(3):  # a loader's batches: each tensor freed before the next
+        _, edge_index, _ = random_graph(n=20, e=80, seed=seed)
+        expected = AffinityAttentionConv(impl="message_passing")(x, edge_index)
+        assert torch.allclose(conv(x, edge_index), expected, atol=1e-6)
+        del edge_index
+        assert len(aac._LAYOUTS) == 0
+    assert builds["csr"] == 3
+
+
+def test_cache_is_bounded_and_can_be_switched_off(builds):
+    x = torch.randn(20, 4)
+    graphs = [random_graph(n=20, e=60, seed=seed)[1] for seed in range(10)]
+    conv = AffinityAttentionConv()
+    for g in graphs:
+        conv(x, g)
+    assert len(aac._LAYOUTS) == aac._LAYOUTS.maxsize == 8
+    conv(x, graphs[-1])
+    assert builds["csr"] == 10
+    conv(x, graphs[0])  # evicted: rebuilt
+    assert builds["csr"] == 11
+    uncached = AffinityAttentionConv(cached=False)
+    uncached(x, graphs[-1])
+    uncached(x, graphs[-1])
+    assert builds["csr"] == 13
+    with torch.inference_mode():  # no version counter: never cached
+        fresh = graphs[1].clone()
+        conv(x, fresh)
+        conv(x, fresh)
+    assert builds["csr"] == 15
+
+
+def test_fallbacks_to_message_passing(builds):
+    x, edge_index, weight = random_graph(n=12, e=40, seed=17)
+    conv = AffinityAttentionConv()
+    # attention that autograd records: the reference's is differentiable
+    xg = x.clone().requires_grad_(True)
+    _, (_, alpha) = conv(xg, edge_index, weight, return_attention_weights=True)
+    assert alpha.requires_grad
+    # half precision: torch's CPU CSR kernels have none
+    out = conv(x.bfloat16(), edge_index, weight.bfloat16())
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    # sparse matrices
+    conv(x, sparse_forms(edge_index, weight, 12)["coo"])
+    assert builds["csr"] == 0
+    # a propagate hook is honoured
+    seen = []
+    conv.register_propagate_forward_hook(lambda *args: seen.append(1))
+    conv(x, edge_index, weight)
+    assert seen and builds["csr"] == 0
+
+
+def test_malformed_edge_index_on_the_fast_path(builds):
+    conv = AffinityAttentionConv()
+    x = torch.randn(12, 4)
+    with pytest.raises(ValueError, match=r"edge_index must have shape \(2, E\), got \(3, 4\)"):
+        conv(x, torch.zeros(3, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"edge_index must have shape \(2, E\)"):
+        conv(x, torch.zeros(8, dtype=torch.long))
+    with pytest.raises(TypeError, match="edge_index must hold integers"):
+        conv(x, torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="edge_index refers to node 12"):
+        conv(x, torch.tensor([[0, 1], [12, 0]]))
+    with pytest.raises(ValueError, match="edge_index refers to node -1"):
+        conv(x, torch.tensor([[0, -1], [1, 0]]))
+    with pytest.raises(TypeError, match="edge_index must be a torch.Tensor"):
+        conv(x, [[0, 1], [1, 0]])
+    edge_index = torch.tensor([[0, 1], [1, 0]])
+    with pytest.raises(ValueError, match=r"edge_weight must have shape \(2,\)"):
+        conv(x, edge_index, torch.ones(3))
+    conv(x, edge_index)  # cached now: a bad weight is still refused
+    with pytest.raises(ValueError, match="edge_weight must be non-negative"):
+        conv(x, edge_index, -torch.ones(2))
+    with pytest.raises(ValueError, match=r"the GridGraph has 20 nodes \(4 x 5\) but x has 12"):
+        conv(x, grid_graph(4, 5, radius=1))
+    with pytest.raises(ValueError, match=r"edge_weight must have shape \(64,\)"):
+        conv(torch.randn(16, 3), grid_graph(4, 4, radius=1, window="disk"), torch.ones(3))
+    with pytest.raises(ValueError, match="impl='grid' needs a GridAdjacency or GridGraph"):
+        AffinityAttentionConv(impl="grid")(x, edge_index)
+    with pytest.raises(ValueError, match="edge_index is on meta but x is on cpu"):
+        conv(x, edge_index.to("meta"))
+
+
+def test_cache_never_serves_a_tensor_that_reuses_an_id():
+    # CPython reuses a freed object's id() and the allocator its memory; the weak
+    # reference tells the tensors apart even if an entry outlived its tensor
+    cache = aac._LayoutCache(maxsize=4)
+    a, b = torch.tensor([[0, 1], [1, 0]]), torch.tensor([[1, 0], [0, 1]])
+    assert cache.get(a, ("k",), lambda: "layout of a") == "layout of a"
+    ref, _, layout = cache._entries.pop((id(a), "k"))
+    cache._entries[(id(b), "k")] = (ref, aac._stamp(b), layout)  # as if b had a's id
+    assert cache.get(b, ("k",), lambda: "layout of b") == "layout of b"
+    assert cache.get(b, ("k",), lambda: "rebuilt") == "layout of b"
