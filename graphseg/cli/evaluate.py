@@ -23,7 +23,7 @@ import numpy as np
 from graphseg.cli.failures import Failures, UsageError, check_folder, reading
 from graphseg.cli.help import binary_note
 from graphseg.data.classes import MSRC_STUFF, read_classes
-from graphseg.data.dataset import read_split, stems
+from graphseg.data.dataset import find_file, read_split, stems
 from graphseg.data.layouts import resolve_gt
 from graphseg.metrics import ConfusionMatrix
 from graphseg.utils.io import read_label_map, write_json
@@ -78,10 +78,10 @@ def run(args: argparse.Namespace) -> int:
     confusion, failures = ConfusionMatrix(num_classes), Failures()
 
     def score(name: str) -> None:
-        gt = read_label_map(gt_dir / f"{name}.png")
+        gt = read_label_map(find_file(gt_dir, name, (".png",)))
         if binary:
             gt = (gt > 127).astype(np.uint8)
-        confusion.update(read_label_map(pred_dir / f"{name}.png"), gt)
+        confusion.update(read_label_map(find_file(pred_dir, name, (".png",))), gt)
 
     for name in names:
         failures.attempt(name, lambda: score(name))

@@ -23,7 +23,7 @@ import torch
 
 from graphseg.cli.failures import Failures, UsageError, check_folder
 from graphseg.data import read_seeds
-from graphseg.data.dataset import find_file, stems
+from graphseg.data.dataset import find_file, lookup, stems
 from graphseg.nn.backbones.pretrained import BUNDLED_WEIGHTS
 from graphseg.utils.constants import IGNORE
 from graphseg.utils.distributed import rank as process_rank
@@ -59,13 +59,14 @@ def run(args: argparse.Namespace) -> int:
     names = stems(images_dir)
     failures, samples, missing = Failures(), [], []
     for name in names:
-        if not (seeds_dir / f"{name}.png").is_file():
+        seeds_path = lookup(seeds_dir, name, (".png",))
+        if seeds_path is None:
             missing.append(name)
             continue
 
-        def read(name=name):
+        def read(name=name, seeds_path=seeds_path):
             image = read_image(find_file(images_dir, name))
-            seeds = read_seeds(seeds_dir / f"{name}.png")
+            seeds = read_seeds(seeds_path)
             if seeds.shape != image.shape[:2]:
                 raise ValueError(f"seed map is {seeds.shape[1]}x{seeds.shape[0]} but the image "
                                  f"is {image.shape[1]}x{image.shape[0]}")

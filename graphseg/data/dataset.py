@@ -4,9 +4,11 @@ Samples are read on access, so a dataset of any size costs only its file list.
 """
 from __future__ import annotations
 
+import os
+import time
 import warnings
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -16,13 +18,66 @@ from graphseg.utils.io import read_image, read_label_map
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
-def find_file(folder: Path, stem: str, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> Path:
-    """``folder/stem.<suffix>`` for the first suffix that exists, or raise naming it."""
+def lookup(folder: Path, stem: str, suffixes: Sequence[str]) -> Optional[Path]:
+    """``folder/stem.<suffix>`` for the first of ``suffixes`` that exists, the suffix's
+    case ignored (cameras write ``a.JPG``, some tools ``b.PNG``); ``None`` if none does.
+
+    The stem is matched exactly.  The exact spelling is tried first; other cases come
+    from a listing of the folder, kept while the folder is unchanged."""
+    folder = Path(folder)
     for suffix in suffixes:
         path = folder / f"{stem}{suffix}"
         if path.is_file():
             return path
-    raise FileNotFoundError(f"{folder / stem}{{{','.join(suffixes)}}}: no such file")
+    entries = _entries(folder)
+    for suffix in suffixes:
+        name = entries.get((stem, suffix.lower()))
+        if name is not None:
+            return folder / name
+    return None
+
+
+def find_file(folder: Path, stem: str, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> Path:
+    """``folder/stem.<suffix>`` for the first suffix that exists (in any case, see
+    :func:`lookup`), or raise naming it."""
+    path = lookup(folder, stem, suffixes)
+    if path is None:
+        raise FileNotFoundError(f"{Path(folder) / stem}{{{','.join(suffixes)}}}: no such file")
+    return path
+
+
+# folder -> (its mtime, when it was listed, {(stem, lower-case suffix): file name})
+_LISTINGS: Dict[str, Tuple[int, int, Dict[Tuple[str, str], str]]] = {}
+# a listing taken within this many ns of the folder's last change may miss a file added
+# in the same timestamp tick (the "racy" case), so it is not reused
+_SETTLED_NS = 2_000_000_000
+
+
+def _entries(folder: Path) -> Dict[Tuple[str, str], str]:
+    """The files of ``folder`` by ``(stem, lower-case suffix)``; empty if it is no folder.
+    One lookup per image of a large folder would otherwise list it once per image."""
+    try:
+        mtime = folder.stat().st_mtime_ns
+    except OSError:
+        return {}
+    key = str(folder.absolute())
+    cached = _LISTINGS.get(key)
+    if cached is not None and cached[0] == mtime and cached[1] - mtime > _SETTLED_NS:
+        return cached[2]
+    listed = time.time_ns()
+    entries: Dict[Tuple[str, str], str] = {}
+    try:
+        with os.scandir(folder) as scan:
+            for entry in scan:
+                if entry.is_file():
+                    path = Path(entry.name)
+                    entries.setdefault((path.stem, path.suffix.lower()), entry.name)
+    except OSError:
+        return {}
+    if len(_LISTINGS) > 64:
+        _LISTINGS.clear()
+    _LISTINGS[key] = (mtime, listed, entries)
+    return entries
 
 
 def read_split(path: Path) -> List[str]:
@@ -37,6 +92,7 @@ def stems(folder: Path, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> List[str]:
     """Sorted stems of the files in ``folder`` with one of ``suffixes``."""
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
+    suffixes = {s.lower() for s in suffixes}
     return sorted(p.stem for p in folder.iterdir() if p.suffix.lower() in suffixes)
 
 

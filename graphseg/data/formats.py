@@ -29,6 +29,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from graphseg.data.classes import class_index, voc_palette
+from graphseg.data.dataset import lookup
 from graphseg.data.grabcut import read_box_txt
 from graphseg.data.sample import check_boxes
 from graphseg.utils.checks import class_ids_out_of_range
@@ -223,7 +224,6 @@ def read_tags_json(path: PathLike, class_names: Optional[Sequence[str]] = None) 
     return tuple(sorted(_resolve(t, class_names, str(path)) for t in value["tags"]))
 
 
-
 def read_boxes(folder: PathLike, stem: str, class_names: Optional[Sequence[str]] = None,
                shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
     """Read the boxes of image ``stem`` from an annotation folder.
@@ -244,12 +244,16 @@ def read_boxes(folder: PathLike, stem: str, class_names: Optional[Sequence[str]]
         np.ndarray: ``(N, 5)`` int64 ``(class, x1, y1, x2, y2)``.
     """
     folder = Path(folder)
-    json_path, txt_path = folder / f"{stem}.json", folder / f"{stem}.txt"
-    if txt_path.is_file() and not json_path.is_file():
-        return check_boxes(read_box_txt(txt_path), shape, str(txt_path))
-    if json_path.is_file() or class_names is None:
-        return read_boxes_json(json_path, class_names, shape)
-    return read_voc_xml(folder / f"{stem}.xml", class_names, shape)
+    # suffixes in any case (STEM.Json, STEM.XML); a missing file is named in lower case
+    json_path = lookup(folder, stem, (".json",))
+    if json_path is None:
+        txt_path = lookup(folder, stem, (".txt",))
+        if txt_path is not None:
+            return check_boxes(read_box_txt(txt_path), shape, str(txt_path))
+    if json_path is not None or class_names is None:
+        return read_boxes_json(json_path or folder / f"{stem}.json", class_names, shape)
+    return read_voc_xml(lookup(folder, stem, (".xml",)) or folder / f"{stem}.xml",
+                        class_names, shape)
 
 
 def read_tags(path: PathLike, stems: Optional[Sequence[str]] = None,
@@ -272,9 +276,11 @@ def read_tags(path: PathLike, stems: Optional[Sequence[str]] = None,
     path = Path(path)
     if path.is_dir():
         if stems is None:
-            stems = sorted(p.stem for p in path.glob("*.json"))
-        return {stem: read_tags_json(path / f"{stem}.json", class_names) for stem in stems
-                if (path / f"{stem}.json").is_file()}
+            stems = sorted({p.stem for p in path.iterdir()
+                            if p.suffix.lower() == ".json" and p.is_file()})
+        files = {stem: lookup(path, stem, (".json",)) for stem in stems}
+        return {stem: read_tags_json(file, class_names) for stem, file in files.items()
+                if file is not None}
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such tags file or folder")
     value = _read_json(path, "tags")
@@ -282,6 +288,7 @@ def read_tags(path: PathLike, stems: Optional[Sequence[str]] = None,
         raise ValueError(f'{path}: expected {{"STEM": [class, ...], ...}}')
     return {stem: tuple(sorted(_resolve(t, class_names, f"{path} {stem!r}") for t in tags))
             for stem, tags in value.items()}
+
 
 def _read_json(path: Path, what: str):
     """Parse a JSON file, naming the file in every error."""

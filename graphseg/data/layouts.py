@@ -96,7 +96,7 @@ def binary_folder(folder: Path) -> bool:
     value makes the folder class-index maps.  Unreadable files are left to the
     scoring, which reports them."""
     seen = False
-    for path in sorted(folder.glob("*.png")):
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png"):
         try:
             values = set(np.unique(read_label_map(path)).tolist())
         except (OSError, ValueError):

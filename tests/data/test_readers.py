@@ -96,3 +96,28 @@ def test_planetoid_from_a_copy_of_the_kit(data_kit, tmp_path):
     assert data.num_nodes == 2708 and dataset.num_classes == 7
     assert int(data.train_mask.sum()) == 140 and int(data.test_mask.sum()) == 1000
     assert not (data_kit / "planetoid" / "Cora" / "processed").exists()
+
+
+def test_suffixes_are_matched_in_any_case(tmp_path):
+    """Cameras write a.JPG, some tools b.PNG or c.Json: every lookup by suffix finds them."""
+    from graphseg.data import read_boxes, read_tags
+    from graphseg.data.dataset import find_file, lookup, stems
+    from graphseg.data.layouts import binary_folder
+
+    Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(tmp_path / "a.JPG", format="JPEG")
+    Image.fromarray(np.full((4, 6), 255, np.uint8)).save(tmp_path / "b.PNG")
+    (tmp_path / "c.Json").write_text('[{"label": 1, "box": [0, 0, 3, 2]}]')
+    (tmp_path / "d.TXT").write_text("1 1 4 3\n")
+    (tmp_path / "e.JSON").write_text('{"tags": [2]}')
+    assert stems(tmp_path) == ["a", "b"]
+    assert find_file(tmp_path, "a") == tmp_path / "a.JPG"
+    assert find_file(tmp_path, "b", (".png",)) == tmp_path / "b.PNG"
+    assert lookup(tmp_path, "B", (".png",)) is None  # the stem is matched exactly
+    with pytest.raises(FileNotFoundError, match=r"z\{\.png\}: no such file"):
+        find_file(tmp_path, "z", (".png",))
+    assert read_boxes(tmp_path, "c").tolist() == [[1, 0, 0, 3, 2]]
+    assert read_boxes(tmp_path, "d").tolist() == [[1, 1, 1, 4, 3]]  # GrabCut's STEM.txt
+    assert read_tags(tmp_path, ["e"]) == {"e": (2,)}
+    assert binary_folder(tmp_path)  # b.PNG: 0/255 only
+    (tmp_path / "f.png").write_bytes((tmp_path / "b.PNG").read_bytes())
+    assert find_file(tmp_path, "f", (".png",)) == tmp_path / "f.png"  # a file added later
