@@ -176,3 +176,28 @@ def test_read_tags_from_a_folder_or_one_mapping(tmp_path):
         read_tags(mapping)
     with pytest.raises(FileNotFoundError, match="nope: no such tags file or folder"):
         read_tags(tmp_path / "nope")
+
+
+class _Payload:
+    """Unpickling it would run ``exec``: a file the user was handed must not."""
+
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path('RAN').write_text('pwned')",))
+
+
+def test_weights_and_checkpoints_never_run_pickled_code(tmp_path, monkeypatch):
+    import torch
+
+    from graphseg.nn.backbones import load_espnetv2_voc
+    from graphseg.nn.backbones.pretrained import BUNDLED_WEIGHTS
+    from graphseg.utils.io import read_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "evil.pth"
+    torch.save({"conv.weight": torch.zeros(1), "x": _Payload()}, bad)
+    with pytest.raises(ValueError, match=r"evil\.pth: not a PyTorch state dict of tensors"):
+        load_espnetv2_voc(bad)
+    with pytest.raises(ValueError, match=r"evil\.pth: not a graphseg CAM checkpoint"):
+        read_checkpoint(bad, "a graphseg CAM checkpoint")
+    assert not (tmp_path / "RAN").exists()
+    assert load_espnetv2_voc(BUNDLED_WEIGHTS) is not None  # the bundled file is plain tensors

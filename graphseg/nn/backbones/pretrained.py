@@ -69,18 +69,21 @@ def load_espnetv2_voc(path: Union[str, Path] = BUNDLED_WEIGHTS) -> ESPNetv2Segme
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: the file is not a state dict, or its keys or shapes do not
-            match the architecture (missing, unexpected and mismatched keys listed).
+        ValueError: the file is not a state dict of tensors (it is loaded with
+            ``weights_only=True``: a pickle holding other objects is refused, never
+            run), or its keys or shapes do not match the architecture (missing,
+            unexpected and mismatched keys listed).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ESPNetv2 weights not found: {path} (pass the path of "
                                 f"espnetv2_s_2.0_pascal_384x384.pth from the data kit)")
     try:
-        # weights_only=False: the kit's file is a pickled OrderedDict, as documented.
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:
-        raise ValueError(f"{path}: not a PyTorch state dict ({error})") from error
+        # weights_only=True: the kit's file is a pickled OrderedDict of tensors, which the
+        # restricted unpickler reads; a file with any other object (code) is refused
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a foreign or damaged file
+        raise ValueError(f"{path}: not a PyTorch state dict of tensors ({error})") from error
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ValueError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
     model = ESPNetv2Segmentation(num_classes=21)
