@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,27 @@ def check_folder(flag: str, path) -> Path:
     path = Path(path)
     if not path.is_dir():
         raise UsageError(f"{flag} {path}: no such folder")
+    return path
+
+
+def check_out_folder(flag: str, path) -> Path:
+    """``path`` as a :class:`~pathlib.Path`, checked before any work starts: a
+    folder, or a path where one can be created (its nearest existing parent a
+    writable folder); a :class:`UsageError` naming ``flag`` otherwise."""
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise UsageError(f"{flag} {path}: exists and is not a folder")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise UsageError(f"{flag} {path}: folder is not writable")
+        return path
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{flag} {path}: cannot be created, {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: cannot be created, {parent} is not writable")
     return path
 
 
