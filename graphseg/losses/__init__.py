@@ -1,8 +1,17 @@
-"""Losses for training A2GNN on one image's graph (thesis section 3.3.5).
+"""Losses of A2GNN (thesis section 3.3.5) and of RRM's segmentation branch (section 2.2.4).
 
-* :func:`balanced_cross_entropy`: Eq. 3.21 on the labelled nodes, background and
-  foreground averaged separately (the authors' release).
-* :func:`gaussian_kernel` and :func:`regularized_loss`: Eq. 3.13 and 3.22.
+* :func:`balanced_cross_entropy`: Eq. 2.16 / 3.21 on the labelled nodes or pixels
+  (``(N, C)`` logits or ``(B, C, H, W)`` maps), background and foreground averaged
+  separately (the authors' releases).
+* :func:`window_kernel` and :func:`potts_energy`: the bilateral kernel over a
+  window of the pixel grid with any number of guides (RGB, network features) and
+  the weighted relaxed Potts energy under it (Eq. 2.17-2.20), shared by RRM, DFR
+  and A2GNN; :func:`soft_filter` (Eq. 2.21); :func:`dense_energy_loss`, RRM's
+  dense energy loss in one call; :func:`dense_potts_energy_reference`, the exact
+  all-pairs energy.
+* :func:`bcd_loss`: RRM's batch-based class distance loss (Eq. 2.22-2.26).
+* :func:`gaussian_kernel` and :func:`regularized_loss`: Eq. 3.13 and 3.22 (A2GNN's
+  one-image case of :func:`window_kernel` and :func:`potts_energy`).
 * :func:`affinity_labels`, :func:`affinity_pairs` and :func:`affinity_loss`: the
   affinity CNN's labels and loss (Eq. 3.6-3.13).
 * :func:`box_points`, :func:`mp_loss` and :func:`consistency_check`: the
@@ -15,7 +24,15 @@ from graphseg.losses.affinity import (
     affinity_pairs,
     pair_distances,
 )
+from graphseg.losses.bcd import bcd_loss
 from graphseg.losses.cross_entropy import balanced_cross_entropy
+from graphseg.losses.energy import (
+    dense_energy_loss,
+    dense_potts_energy_reference,
+    potts_energy,
+    soft_filter,
+    window_kernel,
+)
 from graphseg.losses.multi_point import box_points, boxes_to_grid, consistency_check, mp_loss
 from graphseg.losses.regularized import gaussian_kernel, regularized_loss
 
@@ -25,11 +42,17 @@ __all__ = [
     "affinity_loss",
     "affinity_pairs",
     "balanced_cross_entropy",
+    "bcd_loss",
     "box_points",
     "boxes_to_grid",
     "consistency_check",
+    "dense_energy_loss",
+    "dense_potts_energy_reference",
     "gaussian_kernel",
     "mp_loss",
     "pair_distances",
+    "potts_energy",
     "regularized_loss",
+    "soft_filter",
+    "window_kernel",
 ]

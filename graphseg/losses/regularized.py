@@ -10,16 +10,17 @@ model, which sums over *different* classes:
     \\sum_{i \\ne j} O^i(a) O^j(b)
     = \\frac{1}{N} \\sum_a \\sum_{b \\ne a} G(a, b) (1 - \\langle O(a), O(b) \\rangle).
 
-That is what is implemented, over the pairs inside a window of the node grid.
+That is what is implemented, over the pairs inside a window of the node grid:
+both functions are the one-image case of the window energy shared with RRM and
+DFR (:func:`graphseg.losses.window_kernel` with the colour as the one guide, and
+:func:`graphseg.losses.potts_energy` without weight), so there is one copy of it.
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from graphseg.graph.affinity import check_feature_map
-from graphseg.graph.grid import window_offsets
-from graphseg.ops.grid_shifts import offset_dot, shifts
+from graphseg.losses.energy import potts_energy, window_kernel
 
 
 def gaussian_kernel(colour: Tensor, radius: int = 5, sigma_xy: float = 6.0,
@@ -43,17 +44,8 @@ def gaussian_kernel(colour: Tensor, radius: int = 5, sigma_xy: float = 6.0,
         ``(radius, window)``; 0 on the self offset and outside the grid.
     """
     check_feature_map(colour, "colour")
-    offsets = window_offsets(radius, window)
-    _, h, w = colour.shape
-    out = colour.new_zeros(offsets.size(0), h, w)
-    for k, t, s in shifts(offsets.tolist(), h, w):
-        dy, dx = offsets[k].tolist()
-        if dy == 0 and dx == 0:
-            continue
-        spatial = (dy * dy + dx * dx) / (2 * sigma_xy ** 2)
-        colour_dist = (colour[:, t[0], t[1]] - colour[:, s[0], s[1]]).square().sum(dim=0)
-        out[k][t] = torch.exp(-spatial - colour_dist / (2 * sigma_rgb ** 2))
-    return out
+    return window_kernel([(colour[None], sigma_rgb)], radius=radius, sigma_xy=sigma_xy,
+                         window=window)[0]
 
 
 def regularized_loss(probs: Tensor, kernel: Tensor, radius: int = 5,
@@ -69,15 +61,12 @@ def regularized_loss(probs: Tensor, kernel: Tensor, radius: int = 5,
             (default: ``"square"``)
 
     Returns:
-        Tensor: scalar, ``sum G(a, b) (1 - <O(a), O(b)>) / N``.
+        Tensor: scalar, ``sum G(a, b) (1 - <O(a), O(b)>) / N`` over ``b != a``.
     """
-    num_k, h, w = kernel.shape
-    if probs.shape[0] != h * w:
+    if kernel.dim() != 3:
+        raise ValueError(f"kernel must have shape (K, H, W), got {tuple(kernel.shape)}")
+    _, h, w = kernel.shape
+    if probs.dim() != 2 or probs.shape[0] != h * w:
         raise ValueError(f"probs has {probs.shape[0]} nodes but the kernel grid is {h} x {w}")
-    offsets = window_offsets(radius, window)
-    if offsets.size(0) != num_k:
-        raise ValueError(f"kernel has {num_k} planes but a radius-{radius} {window} window "
-                         f"has {offsets.size(0)} offsets")
-    grid = probs.reshape(h, w, -1)
-    agreement = offset_dot(grid, grid, offsets)
-    return (kernel * (1 - agreement)).sum() / (h * w)
+    grid = probs.t().reshape(1, -1, h, w)
+    return potts_energy(grid, kernel[None], radius=radius, window=window)
