@@ -22,6 +22,7 @@ import numpy as np
 
 from graphseg.cli.failures import Failures, UsageError, check_folder, reading
 from graphseg.cli.help import binary_note
+from graphseg.cli.visualize import check_out_file
 from graphseg.data.classes import MSRC_STUFF, read_classes
 from graphseg.data.dataset import find_file, read_split, stems
 from graphseg.data.layouts import resolve_gt
@@ -62,6 +63,8 @@ def format_table(summary: dict, title: str = "IoU") -> str:
 
 def run(args: argparse.Namespace) -> int:
     pred_dir, gt_root = check_folder("--pred", args.pred), check_folder("--gt", args.gt)
+    if args.json:
+        check_out_file("--json", args.json)
     gt_dir, binary, classes_file = resolve_gt(gt_root)
     # the classes file of --gt is read as if it had been given as --classes
     with reading("--classes"):

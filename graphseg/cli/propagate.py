@@ -11,18 +11,29 @@ photo, a freshly trained propagation model and a dense CRF
 * ``OUT/manifest.json``: arguments, versions, and every image's status, seconds and
   the settings that made its files.
 
+Every argument is checked before the first image is worked on (folders, the output
+folder, ``--cam`` / ``--affinity`` model files, ``--device``): a bad one is one line
+naming it, exit status 2.  Photos larger than ``--max-side`` (default 1024) are worked
+on shrunk, their maps written at full size (:func:`graphseg.propagation.propagate`'s
+``max_side``).
+
 Every file is written atomically and the manifest after every image, so an
-interrupted run (Ctrl-C: one line, exit status 130) resumes where it stopped: images
-whose label map exists are skipped unless ``--overwrite``, provided the manifest says
-the same settings made them; otherwise the command stops, naming the options that
-differ, before it computes or records anything.  A failing image (unreadable, bad
-annotation, no seed) is reported and skipped; the exit status is then 1.  Under ``torchrun``
+interrupted run (Ctrl-C: one line, exit status 130; or killed) resumes where it
+stopped: images whose label map exists are skipped unless ``--overwrite``, provided
+the manifest says the same settings made them; otherwise the command stops, naming
+the options that differ, before it computes or records anything.  The manifest holds
+the settings of every image before it is worked on (``"pending"``), so a map written
+by a run killed before it could record it is accounted for by the rerun; temporary
+files a killed run left (``.NAME.*.tmp``) are never read as outputs, and a rerun
+outside torchrun deletes them.  A failing image (unreadable, bad annotation, no seed)
+is reported and skipped; the exit status is then 1.  Under ``torchrun``
 process ``RANK`` takes every ``WORLD_SIZE``-th image starting at ``RANK`` and
 writes ``manifest.rankRANK.json``; ``--workers N`` runs N processes on one machine.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import signal
@@ -39,15 +50,22 @@ import torch
 from tqdm.auto import tqdm
 
 from graphseg.cli.batch import Interrupted, load_manifest, score_folder
-from graphseg.cli.failures import FILE_ERRORS, Failures, UsageError, check_folder, reading
+from graphseg.cli.failures import (
+    FILE_ERRORS,
+    Failures,
+    UsageError,
+    check_folder,
+    check_out_folder,
+    reading,
+)
 from graphseg.cli.info import collect
 from graphseg.cli.options import add_propagation_arguments, propagation
-from graphseg.cli.seeds import train_classifier
+from graphseg.cli.seeds import load_model, train_classifier
 from graphseg.data import read_boxes, read_classes, read_seeds, read_tags, write_label_png
 from graphseg.data.dataset import find_file, stems
 from graphseg.nn.models import load_classifier
 from graphseg.propagation import FEATURES, A2GNNConfig, StageBar, propagate
-from graphseg.propagation.propagate import RADIUS
+from graphseg.propagation.propagate import MAX_SIDE, RADIUS
 from graphseg.refine.crf import PRESETS
 from graphseg.training import load_affinity_net
 from graphseg.utils import distributed
@@ -69,13 +87,19 @@ def _annotation(options: dict, name: str, shape):
     return read_seeds(find_file(source, name, (".png",)), options["num_classes"])
 
 
-def _setup(options: dict) -> None:
+def _setup(options: dict, cam_model=None, affinity_model=None) -> None:
+    """The process's state: ``options`` and the models (loaded from their paths unless
+    given, as the main process's checked ones are)."""
     torch.set_num_threads(options["threads"])
     _STATE.clear()
     _STATE.update(options)
-    _STATE["cam_model"] = load_classifier(options["cam"]) if options["cam"] else None
-    _STATE["affinity_model"] = load_affinity_net(options["affinity"]).to(options["device"]) \
-        if options["affinity"] else None
+    if cam_model is None and options["cam"]:
+        cam_model = load_classifier(options["cam"])
+    if affinity_model is None and options["affinity"]:
+        affinity_model = load_affinity_net(options["affinity"])
+    _STATE["cam_model"] = cam_model
+    _STATE["affinity_model"] = None if affinity_model is None \
+        else affinity_model.to(options["device"])
 
 
 def _one(name: str) -> dict:
@@ -89,7 +113,7 @@ def _one(name: str) -> dict:
                            affinity=o["affinity_model"], stride=o["stride"],
                            radius=o["radius"], fusion=o["fusion"], crf=o["crf"],
                            background=o["background"], seed=o["seed"], device=o["device"],
-                           progress=o.get("progress"))
+                           progress=o.get("progress"), max_side=o["max_side"])
         if result.instances is not None:
             write_png(out / "instances" / f"{name}.png", result.instances)
         if o["save_probs"]:
@@ -127,13 +151,28 @@ def _num_classes(args, options: dict, names: List[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    images_dir, out = check_folder("--images", args.images), Path(args.out)
+    # pre-flight: every argument is checked before the first image is worked on
+    images_dir = check_folder("--images", args.images)
+    out = check_out_folder("--out", args.out)
     kind = next(k for k in SUPERVISIONS if getattr(args, k))
     source = Path(getattr(args, kind))
     if kind != "tags":  # a tags file or folder is checked by reading it
         check_folder(f"--{kind}", source)
+    if args.gt:
+        check_folder("--gt", args.gt)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda but torch sees no CUDA device")
+    for flag, value, least in (("--max-side", args.max_side, 16), ("--stride", args.stride, 1),
+                               ("--workers", args.workers, 1)):
+        if value < least and not (flag == "--max-side" and value == 0):
+            raise UsageError(f"{flag} {value}: expected at least {least}"
+                             + (" (or 0, full size)" if flag == "--max-side" else ""))
+    cam_model = load_model("--cam", args.cam, "cam") if args.cam else None
+    affinity_model = load_model("--affinity", args.affinity, "affinity") \
+        if args.affinity else None
+    if affinity_model is not None and affinity_model.stride != args.stride:
+        raise UsageError(f"--affinity {args.affinity}: the network's stride is "
+                         f"{affinity_model.stride}, --stride is {args.stride}")
     try:
         rank, world, local = distributed.rank(), distributed.world_size(), \
             distributed.local_rank()
@@ -154,8 +193,10 @@ def run(args: argparse.Namespace) -> int:
             if world > 1:
                 raise UsageError("under torchrun, train the CAM classifier first (graphseg "
                                  "seeds --tags ... writes OUT/cam.pt) and pass --cam")
-            train_classifier(images_dir, names, tags, out, background=args.background,
-                             seed=args.seed)
+            if (out / "cam.pt").is_file():  # an earlier run's, which train_classifier reuses
+                load_model("--out", out / "cam.pt", "cam")
+            cam_model = train_classifier(images_dir, names, tags, out,
+                                         background=args.background, seed=args.seed)
             cam = str(out / "cam.pt")
     propagator, layer = propagation(args)
     overrides = {"layer": layer}
@@ -172,8 +213,9 @@ def run(args: argparse.Namespace) -> int:
                "stride": args.stride, "radius": args.radius, "fusion": args.fusion,
                "crf": None if args.crf == "none" else args.crf, "background": args.background,
                "seed": args.seed, "device": device, "out": str(out),
-               "save_probs": args.save_probs, "threads": args.threads}
-    _setup(options)
+               "save_probs": args.save_probs, "threads": args.threads,
+               "max_side": args.max_side or None}
+    _setup(options, cam_model, affinity_model)
     options["num_classes"] = _STATE["num_classes"] = _num_classes(args, _STATE, names)
 
     mine = names[rank::world]
@@ -185,11 +227,19 @@ def run(args: argparse.Namespace) -> int:
                     stack=collect()["versions"], started=time.strftime("%Y-%m-%dT%H:%M:%S"))
     images = manifest.setdefault("images", {})
     settings = {name: _settings(options, name) for name in mine}
+    _recover(out, images, manifest.get("since"), args.save_probs)
     todo = [n for n in mine if args.overwrite or not _done(out, n, args.save_probs)]
     if not args.overwrite:  # resuming: what is there must be what these settings make
         _check_resume(out, manifest_path, images, {n: settings[n] for n in mine
                                                    if n not in todo}, kind)
     out.mkdir(parents=True, exist_ok=True)
+    if world == 1:  # under torchrun another rank may be writing one right now
+        _remove_leftovers(out, manifest.get("since"))
+    # before an image is worked on, the settings it is made with: a run killed between
+    # writing its label map and recording it leaves a map the rerun can still account for
+    for name in todo:
+        images.setdefault(name, {"status": "pending"})["pending"] = settings[name]
+    manifest["since"] = time.time()
     write_json(manifest_path, manifest)
     print(f"{len(mine)} images for this process ({world} in all), {len(mine) - len(todo)} "
           f"already done; kind {kind}, propagator {propagator}, layer {layer}, "
@@ -201,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
             result["settings"] = settings[name]  # what made its files
         elif "settings" in images.get(name, {}) and (out / f"{name}.png").is_file():
             result["settings"] = images[name]["settings"]  # --overwrite failed: the old files
-        images[name] = result
+        images[name] = result  # no "pending" left: recorded
         write_json(manifest_path, manifest)
 
     started, interrupted = time.time(), Interrupted()
@@ -276,7 +326,7 @@ _SETTINGS = {"images": "--images", "kind": "the kind of annotation", "source": N
              "num_classes": "--num-classes", "background": "--background",
              "propagator": "--propagator", "features": "--features", "affinity": "--affinity",
              "stride": "--stride", "radius": "--radius", "fusion": "--fusion", "crf": "--crf",
-             "seed": "--seed", "config": None}
+             "max_side": "--max-side", "seed": "--seed", "config": None}
 _CONFIG_FLAGS = {"layer": "--layer", "hidden_channels": "--hidden", "stage1_epochs": "--epochs",
                  "stage2_epochs": "--epochs", "lr": "--lr"}
 
@@ -293,6 +343,35 @@ def _settings(options: dict, name: str) -> dict:
                     config=asdict(options["config"]),
                     tags=None if options["tags"] is None else options["tags"].get(name))
     return json.loads(json.dumps(settings))  # as read back: tuples are lists
+
+
+def _recover(out: Path, images: dict, since, save_probs: bool) -> None:
+    """Record the images an earlier run finished but was killed (``kill -9``, power
+    loss) before recording: their label map is newer than that run's start
+    (``since``) and the manifest holds the settings they were being made with
+    (``"pending"``).  A ``pending`` whose map is older (or absent) is dropped: that run
+    did not finish the image, and whatever map is there was made before it."""
+    for name, record in list(images.items()):
+        pending = record.pop("pending", None)
+        if pending is not None and since is not None and _done(out, name, save_probs) \
+                and (out / f"{name}.png").stat().st_mtime >= since:
+            images[name] = {"status": "ok", "settings": pending, "recovered": True}
+        elif record.get("status") == "pending":  # never finished: as if never started
+            del images[name]
+
+
+def _remove_leftovers(out: Path, since) -> None:
+    """Delete the temporary files (``.NAME.*.tmp``, :func:`~graphseg.utils.io.atomic_open`)
+    that a killed run left in ``out``.  They are never read as outputs (no command
+    lists dot files or ``.tmp`` suffixes), so this only frees the space; one newer than
+    the last run's start could be another process's live write and is left alone."""
+    for folder in (out, out / "instances", out / "probs"):
+        if not folder.is_dir():
+            continue
+        for path in folder.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                if since is not None and path.stat().st_mtime < since:
+                    path.unlink()
 
 
 def _done(out: Path, name: str, save_probs: bool) -> bool:
@@ -393,6 +472,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="trained affinity network (graphseg train-affinity): its levels "
                              "are the node features and its affinities the edges")
     parser.add_argument("--stride", type=int, default=8, help="pixels per node (default 8)")
+    parser.add_argument("--max-side", type=int, default=MAX_SIDE, metavar="PX",
+                        help="working resolution: a photo whose longer side is above PX is "
+                             "shrunk to it for the seeds, graph, GNN and CRF, and its maps "
+                             f"are written at full size; 0 = full size (default {MAX_SIDE}: "
+                             "a 4000 x 3000 photo's graph needs gigabytes at full size)")
     parser.add_argument("--radius", type=int,
                         help="window radius in nodes (default 4 boxes/scribbles, 3 points/tags)")
     parser.add_argument("--hidden", type=int, default=64,

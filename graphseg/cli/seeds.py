@@ -26,11 +26,19 @@ from typing import Mapping, Sequence, Union
 import torch
 from tqdm.auto import tqdm
 
-from graphseg.cli.failures import FILE_ERRORS, Failures, UsageError, check_folder, reading
+from graphseg import __version__
+from graphseg.cli.failures import (
+    FILE_ERRORS,
+    Failures,
+    UsageError,
+    check_folder,
+    check_out_folder,
+    reading,
+)
 from graphseg.data import read_boxes, read_classes, read_seeds, read_tags, write_label_png
 from graphseg.data.dataset import find_file, stems
 from graphseg.metrics import SeedQuality
-from graphseg.nn.backbones.pretrained import BUNDLED_WEIGHTS
+from graphseg.nn.backbones.pretrained import BUNDLED_WEIGHTS, load_espnetv2_voc
 from graphseg.nn.models import (
     CAMClassifier,
     espnetv2_cam_classifier,
@@ -40,9 +48,51 @@ from graphseg.nn.models import (
 )
 from graphseg.seeds import box_seeds, cam_seeds, expand_seeds
 from graphseg.seeds.cam import METHODS
-from graphseg.training import train_cam_classifier
+from graphseg.training import load_affinity_net, train_cam_classifier
 from graphseg.utils.constants import SUPERVISIONS
-from graphseg.utils.io import read_image, read_label_map
+from graphseg.utils.io import read_checkpoint, read_image, read_label_map
+
+# the graphseg files a model argument may be handed, by their "format" entry (a CAM
+# checkpoint has none: its "state_dict" and "classes" say what it is)
+_FORMATS = {"graphseg-affinity-net": "an affinity-net checkpoint (graphseg train-affinity)",
+            "graphseg-segmenter": "a segmenter model file (graphseg train; for graphseg "
+                                  "predict)",
+            "graphseg-segmenter-training": "a training checkpoint of graphseg train",
+            "graphseg-cam-training": "a CAM training checkpoint"}
+_CAM = "a CAM checkpoint (graphseg seeds --tags writes OUT/cam.pt)"
+# the format versions this graphseg reads: neither format has a version entry yet, so a
+# file with one was written by a newer graphseg
+_VERSIONS = {"cam": (None,), "affinity": (None,)}
+
+
+def load_model(flag: str, path, kind: str):
+    """The CAM classifier (``kind="cam"``) or affinity network (``"affinity"``) of
+    argument ``flag``, checked before any work starts: a :class:`UsageError` naming
+    ``flag`` for a missing or damaged file, a graphseg file of another kind, or one of
+    a newer format.  The file is read with ``weights_only=True``: nothing in it runs."""
+    path = Path(path)
+    expected = _CAM if kind == "cam" else _FORMATS["graphseg-affinity-net"]
+    if not path.is_file():
+        raise UsageError(f"{flag} {path}: {'is a folder' if path.is_dir() else 'no such file'}"
+                         f", expected {expected}")
+    try:
+        state = read_checkpoint(path, "a graphseg checkpoint")
+    except FILE_ERRORS as error:
+        raise UsageError(f"{flag} {error}; expected {expected}") from error
+    found = state.get("format")
+    is_cam = found is None and "state_dict" in state and "classes" in state
+    if not (is_cam if kind == "cam" else found == "graphseg-affinity-net"):
+        what = "a CAM checkpoint" if is_cam else _FORMATS.get(found) or (
+            f"a {found!r} file" if isinstance(found, str) else "not a graphseg checkpoint")
+        raise UsageError(f"{flag} {path}: {what}, expected {expected}")
+    version = state.get("format_version")
+    if version not in _VERSIONS[kind]:
+        raise UsageError(f"{flag} {path}: format version {version!r}, newer than this "
+                         f"graphseg ({__version__}) reads: upgrade graphseg")
+    with reading(flag):
+        if kind == "cam":
+            return load_classifier(path)
+        return load_affinity_net(path)
 
 
 def train_classifier(images_dir: Path, names: Sequence[str],
@@ -102,11 +152,14 @@ def train_classifier(images_dir: Path, names: Sequence[str],
 
 
 def run(args: argparse.Namespace) -> int:
-    images_dir, out = check_folder("--images", args.images), Path(args.out)
+    images_dir = check_folder("--images", args.images)
+    out = check_out_folder("--out", args.out)
     kind = next(k for k in SUPERVISIONS if getattr(args, k))
     source = Path(getattr(args, kind))
     if kind != "tags":
         check_folder(f"--{kind}", source)
+    if args.gt:
+        check_folder("--gt", args.gt)
     if args.threads:
         torch.set_num_threads(args.threads)
     names = stems(images_dir)
@@ -118,9 +171,13 @@ def run(args: argparse.Namespace) -> int:
         with reading("--tags"):
             tags = read_tags(source, names, class_names)
         if args.cam:
-            with reading("--cam"):
-                model = load_classifier(args.cam)
+            model = load_model("--cam", args.cam, "cam")
         else:
+            if (out / "cam.pt").is_file() and not args.overwrite:
+                load_model("--out", out / "cam.pt", "cam")  # what train_classifier reuses
+            elif args.backbone == "espnetv2":
+                with reading("--weights"):
+                    load_espnetv2_voc(args.weights)
             model = train_classifier(images_dir, names, tags, out, background=args.background,
                                      backbone=args.backbone, weights=args.weights,
                                      epochs=args.epochs, seed=args.seed,

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import torch
 
 from graphseg.cli.failures import Failures, UsageError, check_folder
+from graphseg.cli.seeds import load_model
+from graphseg.cli.visualize import check_out_file
 from graphseg.data import read_seeds
 from graphseg.data.dataset import find_file, lookup, stems
 from graphseg.nn.backbones.pretrained import BUNDLED_WEIGHTS
@@ -47,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
 
     images_dir = check_folder("--images", args.images)
     seeds_dir = check_folder("--seeds", args.seeds)
+    out = check_out_file("--out", args.out)
+    if out.is_file() and not args.no_resume:
+        load_model("--out", out, "affinity")  # resumed: it must be one (or --no-resume)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.backbone != "espnetv2" and (args.weights != str(BUNDLED_WEIGHTS)
@@ -56,6 +60,11 @@ def run(args: argparse.Namespace) -> int:
         rank = process_rank()
     except ValueError as error:
         raise UsageError(str(error)) from error
+    try:  # before the images are read: a bad --weights is found at once
+        model = build_model(args)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"--weights {error}" if args.backbone == "espnetv2"
+                         else str(error)) from error
     names = stems(images_dir)
     failures, samples, missing = Failures(), [], []
     for name in names:
@@ -85,11 +94,6 @@ def run(args: argparse.Namespace) -> int:
     if not samples:
         failures.report(len(names))
         raise UsageError(f"no image of {images_dir} has a usable seed map in {seeds_dir}")
-    try:
-        model = build_model(args)
-    except (OSError, ValueError) as error:
-        raise UsageError(str(error)) from error
-    out = Path(args.out)
     if not quiet:
         resumed = out.is_file() and not args.no_resume
         print(f"training the affinity net ({args.backbone} backbone) on {len(samples)} images"

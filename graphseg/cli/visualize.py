@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from graphseg.cli.failures import UsageError, reading
+from graphseg.cli.failures import UsageError, check_out_folder, reading
 from graphseg.data.classes import read_classes
 from graphseg.data.formats import read_boxes_json, read_voc_xml
 from graphseg.data.layouts import is_binary_mask
@@ -19,7 +19,19 @@ from graphseg.utils.io import read_image, read_label_map
 from graphseg.viz import save_panels
 
 
+def check_out_file(flag: str, path) -> Path:
+    """``path`` as a :class:`~pathlib.Path`, checked before any work starts: not a
+    folder, and its folder one that exists or can be created; a :class:`UsageError`
+    naming ``flag`` otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder, expected a file name")
+    check_out_folder(flag, path.parent)
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
+    check_out_file("--out", args.out)
     with reading("--image"):
         image = read_image(args.image)
     with reading("--classes"):

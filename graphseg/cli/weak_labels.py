@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import argparse
 import zlib
-from pathlib import Path
 
-from graphseg.cli.failures import Failures, UsageError, reading
+from graphseg.cli.failures import Failures, UsageError, check_out_folder, reading
 from graphseg.data import (
     boxes_from_labels,
     open_dataset,
@@ -49,9 +48,9 @@ def synthesise(sample, kind: str, args: argparse.Namespace, background_classes, 
 def run(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise UsageError(f"--seed {args.seed}: expected >= 0")
+    out, failures = check_out_folder("--out", args.out), Failures()
     with reading("--from"):
         dataset = open_dataset(args.source, args.split, args.layout)
-    out, failures = Path(args.out), Failures()
     class_names = dataset.class_names or None
     quality = SeedQuality(len(class_names) if class_names else None)
 

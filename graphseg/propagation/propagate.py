@@ -23,7 +23,9 @@ MSRC-v2 val images with tags (ESPNetv2 CAM, hidden 64) the fusion lowers the
 mIoU from 0.582 to 0.331 (0.511 at 1:1), so it is off by default.
 
 Training follows :meth:`A2GNNConfig.release` for the kind unless a config is
-given.  Every stage is timed (:attr:`Propagation.seconds`).
+given.  Every stage is timed (:attr:`Propagation.seconds`).  ``max_side=`` works on
+a shrunk copy of a large photo and writes its results at full size
+(``graphseg propagate --max-side``, default :data:`MAX_SIDE`).
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ import time
 from dataclasses import replace
 from typing import Dict, NamedTuple, Optional, Sequence, Union
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -58,6 +61,9 @@ from graphseg.utils.constants import IGNORE, SUPERVISIONS
 LAYERS = ("a2gnn", "gcn", "gat", "agnn")
 RADIUS = {"boxes": 4, "scribbles": 4, "points": 3, "tags": 3}
 FUSION_RATIO = 3.0  # section 3.6.1: GNN : random-walk CAM = 1 : 3 (pass fusion=FUSION_RATIO)
+# the working resolution graphseg propagate defaults to (propagate's max_side): above every
+# benchmark photo (GrabCut 640 x 480, VOC 500 x 375), so their results do not change
+MAX_SIDE = 1024
 
 
 class Propagation(NamedTuple):
@@ -133,7 +139,8 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
               background: int = 0, gamma: float = 6.0, fusion: float = 0.0,
               band: Optional[float] = None,
               seed: int = 0, device: Union[str, torch.device] = "cpu",
-              progress: Union[None, bool, Progress] = None) -> Propagation:
+              progress: Union[None, bool, Progress] = None,
+              max_side: Optional[int] = None) -> Propagation:
     """Dense labels for one photo from its weak annotation.
 
     Args:
@@ -188,6 +195,20 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
             :mod:`graphseg.propagation.progress`), or ``True`` for a bar on
             stderr (:class:`~graphseg.propagation.progress.StageBar`).
             (default: ``None``, quiet)
+        max_side (int, optional): the working resolution: a photo whose longer side
+            exceeds it is shrunk (area averaging) to that longer side for the seeds,
+            features, graph, GNN and CRF, its annotation with it (boxes scaled and
+            rounded outward; every labelled pixel of a scribble or point map moved
+            to the nearest pixel of the small grid, so no click is lost; a pixel
+            claimed by two classes becomes unlabelled), and the probabilities are
+            resized back (bilinear), so ``labels``, ``probs``, ``seeds`` and
+            ``instances`` are at the photo's full size (boxes: the outside of every
+            box and the instances from the full-size boxes).  The memory of the
+            graph grows with the pixels (``H * W / stride**2`` nodes, each with
+            ``(2 * radius + 1)**2 - 1`` edges, times the hidden channels per edge
+            in attention layers), so a 4000 x 3000 phone photo needs gigabytes at
+            full size and a fraction at 1024 (:data:`MAX_SIDE`).
+            (default: ``None``, full size)
 
     Returns:
         Propagation: labels, probabilities, seeds, instances (boxes), timings.
@@ -232,17 +253,77 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
     if progress is not None and not (isinstance(progress, bool) or callable(progress)):
         raise TypeError(f"progress must be a bool or progress(stage, done, total), "
                         f"got {type(progress).__name__}")
+    if max_side is not None:
+        check_positive_int(max_side, "max_side", minimum=16)
     bar = StageBar() if progress is True else None
+    full = image, annotation
+    if max_side is not None and max(shape) > max_side:
+        image, annotation = _shrink(image, annotation, kind, max_side)
     try:
         with trusted_inputs():
-            return _propagate(image, annotation, kind, num_classes, propagator, config, cam,
-                              features, affinity, stride,
-                              RADIUS[kind] if radius is None else radius, crf, background,
-                              gamma, fusion, band, seed, device, start,
-                              bar if progress is True else progress or None)
+            result = _propagate(image, annotation, kind, num_classes, propagator, config, cam,
+                                features, affinity, stride,
+                                RADIUS[kind] if radius is None else radius, crf, background,
+                                gamma, fusion, band, seed, device, start,
+                                bar if progress is True else progress or None)
     finally:
         if bar is not None:
             bar.close()
+    if image.shape[:2] != shape:
+        result = _enlarge(result, shape, full[1] if kind == "boxes" else None, background)
+        result.seconds["total"] = time.perf_counter() - start
+    return result
+
+
+def _shrink(image: np.ndarray, annotation, kind: str, max_side: int):
+    """``image`` with its longer side ``max_side`` (area averaging), and its annotation
+    on the small grid (see :func:`propagate`'s ``max_side``)."""
+    h, w = image.shape[:2]
+    scale = max_side / max(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    small = cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA)
+    if kind == "boxes":
+        boxes = annotation.astype(np.float64)
+        boxes[:, 1:] *= [size[1] / w, size[0] / h, size[1] / w, size[0] / h]
+        boxes[:, 1:3] = np.floor(boxes[:, 1:3])  # outward: the box keeps all its object
+        boxes[:, 3:] = np.maximum(np.ceil(boxes[:, 3:]), boxes[:, 1:3] + 1)
+        boxes[:, 3] = np.minimum(boxes[:, 3], size[1])
+        boxes[:, 4] = np.minimum(boxes[:, 4], size[0])
+        return small, boxes.astype(np.int64)
+    if kind == "tags":
+        return small, annotation
+    # every labelled pixel lands on its nearest small pixel (nearest-neighbour resizing
+    # would drop a click with probability 1 - scale**2); two classes on one: unlabelled
+    ys, xs = np.nonzero(annotation != IGNORE)
+    values = annotation[ys, xs]
+    ys = np.minimum((ys * (size[0] / h)).astype(np.int64), size[0] - 1)
+    xs = np.minimum((xs * (size[1] / w)).astype(np.int64), size[1] - 1)
+    where = ys * size[1] + xs
+    lowest = np.full(size[0] * size[1], IGNORE, np.uint8)
+    highest = np.zeros(size[0] * size[1], np.uint8)
+    np.minimum.at(lowest, where, values)
+    np.maximum.at(highest, where, values)
+    # one class: kept; none (IGNORE, 0) or several: unlabelled
+    seeds = np.where(lowest == highest, lowest, IGNORE).astype(np.uint8)
+    return small, seeds.reshape(size)
+
+
+def _enlarge(result: Propagation, shape, boxes, background: int) -> Propagation:
+    """``result`` of the shrunk photo at the full ``shape``: probabilities resized
+    bilinearly, seeds by nearest neighbour; boxes redone at full size."""
+    h, w = shape
+    probs = np.stack([cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR)
+                      for p in result.probs])
+    seeds = cv2.resize(result.seeds, (w, h), interpolation=cv2.INTER_NEAREST)
+    if boxes is not None:
+        outside = np.ones(shape, bool)
+        for _, x1, y1, x2, y2 in boxes:
+            outside[y1:y2, x1:x2] = False
+        probs[:, outside] = 0.0
+        probs[background, outside] = 1.0
+    labels = probs.argmax(axis=0).astype(np.uint8)
+    instances = box_instances(labels, boxes) if boxes is not None else None
+    return Propagation(labels, probs, seeds, instances, dict(result.seconds))
 
 
 def _propagate(image, annotation, kind, num_classes, propagator, config, cam, features,

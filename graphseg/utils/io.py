@@ -86,7 +86,9 @@ def read_checkpoint(path: PathLike, what: str) -> dict:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file is not a dict checkpoint (damaged, or another program's).
+        ValueError: the file is not a dict checkpoint (damaged, another program's,
+            or holding objects other than tensors and plain values: those are refused,
+            never unpickled), with the reason in one line.
     """
     import torch
 
@@ -96,10 +98,22 @@ def read_checkpoint(path: PathLike, what: str) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a foreign or damaged file
-        raise ValueError(f"{path}: not {what} ({error})") from error
+        raise ValueError(f"{path}: not {what} ({load_error(error)})") from error
     if not isinstance(state, dict):
         raise ValueError(f"{path}: not {what}")
     return state
+
+
+def load_error(error: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in one line (torch's own
+    messages run to several paragraphs)."""
+    text = str(error).strip()
+    if "Weights only load failed" in text:
+        return ("it holds Python objects other than tensors and plain values, which are "
+                "never unpickled")
+    if not text:
+        return type(error).__name__
+    return text.splitlines()[0].split(". ")[0].rstrip(".")
 
 
 def write_text(path: PathLike, text: str) -> None:

@@ -276,3 +276,119 @@ def test_ctrl_c_stops_the_workers_too(folder):
     images = manifest(out)["images"]  # valid JSON; every label map there is recorded
     for label in out.glob("*.png"):
         assert images[label.stem]["status"] == "ok" and "settings" in images[label.stem]
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_bad_arguments_are_refused_before_any_work(folder, capsys, monkeypatch):
+    module = importlib.import_module("graphseg.cli.propagate")
+    monkeypatch.setattr(module, "_one", lambda name: pytest.fail("an image was worked on"))
+    cam, net = folder / "cam.pt", folder / "affinity.pt"
+    save_classifier(small_cam_classifier(classes=(1,), width=4), cam)
+    save_affinity_net(AffinityNet(SmallCNN(width=8, seed=0), affinity_channels=28), net)
+    damaged = folder / "damaged.pt"
+    damaged.write_bytes(cam.read_bytes()[:200])
+    newer = folder / "newer.pt"
+    state = torch.load(cam, weights_only=True)
+    torch.save({**state, "format_version": 7}, newer)
+    (folder / "out.txt").write_text("a file")
+    base = ["propagate", "--images", str(folder / "images"), "--points",
+            str(folder / "scribbles"), *FAST]
+    cases = {
+        ("--out", str(folder / "out.txt")): "exists and is not a folder",
+        ("--out", str(folder / "out.txt" / "sub")): "out.txt is not a folder",
+        ("--cam", str(folder / "nope.pt")): "nope.pt: no such file, expected a CAM checkpoint",
+        ("--cam", str(net)): "an affinity-net checkpoint (graphseg train-affinity), expected "
+                             "a CAM checkpoint",
+        ("--cam", str(damaged)): "not a graphseg checkpoint (PytorchStreamReader failed",
+        ("--cam", str(newer)): "format version 7, newer than this graphseg",
+        ("--affinity", str(cam)): "a CAM checkpoint, expected an affinity-net checkpoint",
+        ("--gt", str(folder / "nope")): "no such folder",
+        ("--max-side", "8"): "expected at least 16 (or 0, full size)",
+    }
+    for (flag, value), expected in cases.items():
+        out = [] if flag == "--out" else ["--out", str(folder / "out")]
+        assert main([*base, *out, flag, value]) == 2, flag
+        err = one_line_error(capsys)
+        assert err.startswith(f"error: {flag} {value}") and expected in err, err
+    assert not (folder / "out").exists()  # nothing written either
+    assert main(["seeds", "--images", str(folder / "images"), "--boxes", str(folder / "boxes"),
+                 "--out", str(folder / "out.txt")]) == 2
+    assert "--out" in one_line_error(capsys)
+    (folder / "t.json").write_text('{"llama": [1]}')
+    assert main(["seeds", "--images", str(folder / "images"), "--tags", str(folder / "t.json"),
+                 "--cam", str(net), "--out", str(folder / "out")]) == 2
+    assert "an affinity-net checkpoint" in one_line_error(capsys)
+
+
+def test_output_files_of_the_other_commands_are_checked_first(folder, capsys):
+    (folder / "out.txt").write_text("a file")
+    commands = [
+        ["weak-labels", "--from", str(sample_root() / "grabcut"), "--kind", "boxes",
+         "--out", str(folder / "out.txt")],
+        ["visualize", "--image", str(folder / "images" / "llama.png"), "--out", str(folder)],
+        ["evaluate", "--pred", str(folder / "masks"), "--gt", str(folder / "masks"),
+         "--json", str(folder / "out.txt" / "x.json")],
+        ["train-affinity", "--images", str(folder / "images"), "--seeds",
+         str(folder / "scribbles"), "--out", str(folder / "out.txt")],  # not a checkpoint
+        ["train-affinity", "--images", str(folder / "images"), "--seeds",
+         str(folder / "scribbles"), "--out", str(folder / "ck.pt"), "--backbone", "espnetv2",
+         "--weights", str(folder / "nope.pth")],
+    ]
+    for command in commands:
+        assert main(command) == 2, command
+        err = one_line_error(capsys)
+        flag = "--json" if command[0] == "evaluate" else "--weights" if "--weights" in command \
+            else "--out"
+        assert err.startswith(f"error: {flag} "), err
+    assert not (folder / "ck.pt").exists()
+
+
+def test_extensions_in_any_case(folder, capsys):
+    """A camera's a.JPG with its box file a.Json, a B.PNG scribble map and ground truth."""
+    for name in ("broken", "memorial", "teddy"):
+        (folder / "images" / f"{name}.png").unlink()
+    image = cv2.imread(str(folder / "images" / "llama.png"))
+    (folder / "images" / "llama.png").unlink()
+    cv2.imwrite(str(folder / "images" / "llama.JPG"), image)
+    (folder / "boxes" / "llama.json").rename(folder / "boxes" / "llama.Json")
+    (folder / "scribbles" / "llama.png").rename(folder / "scribbles" / "llama.PNG")
+    (folder / "masks" / "llama.png").rename(folder / "masks" / "llama.PNG")
+    for kind in ("boxes", "scribbles"):
+        out = folder / f"out-{kind}"
+        assert main(["propagate", "--images", str(folder / "images"), f"--{kind}",
+                     str(folder / kind), "--out", str(out), "--gt", str(folder / "masks"),
+                     *FAST, "--crf", "none"]) == 0, capsys.readouterr().err
+        assert "mIoU" in capsys.readouterr().out
+        assert read_label_map(out / "llama.png").shape == image.shape[:2]
+    assert main(["evaluate", "--pred", str(folder / "out-boxes"), "--gt",
+                 str(folder / "masks")]) == 0
+    assert "1 images scored" in capsys.readouterr().out
+
+
+def test_a_phone_sized_photo_is_worked_on_at_max_side(tmp_path, capsys):
+    """4000 x 3000 at the default --max-side: a small graph, the map at full size."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(90, 110, (3000, 4000, 3), dtype=np.uint8)
+    image[900:2100, 1200:2800] = (200, 40, 40)
+    (tmp_path / "images").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "phone.jpg"), image)
+    write_boxes_json(tmp_path / "boxes" / "phone.json", [[1, 1000, 700, 3000, 2300]])
+    out = tmp_path / "out"
+    args = ["propagate", "--images", str(tmp_path / "images"), "--boxes", str(tmp_path / "boxes"),
+            "--out", str(out), "--features", "colour", "--epochs", "2", "2", "--hidden", "8",
+            "--crf", "none", "--threads", "1"]
+    assert main(args) == 0, capsys.readouterr().err
+    labels = read_label_map(out / "phone.png")
+    assert labels.shape == (3000, 4000)
+    assert not labels[:700].any() and not labels[:, 3000:].any()  # outside the box
+    instances = cv2.imread(str(out / "instances" / "phone.png"), cv2.IMREAD_UNCHANGED)
+    assert instances.shape == (3000, 4000)
+    assert manifest(out)["images"]["phone"]["settings"]["max_side"] == 1024
+    capsys.readouterr()
+    assert main([*args, "--max-side", "512"]) == 2  # another working resolution: refused
+    assert "--max-side 1024 then, 512 now" in one_line_error(capsys)

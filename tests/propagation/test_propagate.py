@@ -204,3 +204,42 @@ def test_boxes_pixels_outside_every_box_are_background(monkeypatch):
     assert (out.labels[~inside] == 2).all() and (out.labels[inside] == 1).all()
     assert (out.probs[2][~inside] == 1).all() and (out.probs[:2][:, ~inside] == 0).all()
     assert np.array_equal(out.instances > 0, out.labels == 1)
+
+
+def test_max_side_works_small_and_writes_full_size():
+    image, label, box, _ = small_sample(scale=0.5)
+    h, w = label.shape
+    out = propagate(image, box, "boxes", 2, config=A2GNNConfig.release("boxes", **FAST),
+                    features="colour", max_side=120, crf=None)
+    assert out.labels.shape == (h, w) and out.probs.shape == (2, h, w)
+    assert out.seeds.shape == (h, w) and out.instances.shape == (h, w)
+    filled = np.zeros_like(label)
+    _, x1, y1, x2, y2 = box[0]
+    filled[y1:y2, x1:x2] = 1
+    assert not out.labels[filled == 0].any()  # outside the full-size box: background
+    assert np.array_equal(out.instances == 1, (out.labels == 1) & (filled == 1))
+    assert object_iou(out.labels, label) > object_iou(filled, label)
+    # a photo within max_side is worked on as it is
+    image, box = image[::2, ::2].copy(), box // [1, 2, 2, 2, 2]
+    config = A2GNNConfig.release("boxes", stage1_epochs=2, stage2_epochs=2, hidden_channels=8)
+    h, w = image.shape[:2]
+    same = propagate(image, box, "boxes", 2, config=config, features="colour", crf=None)
+    assert np.array_equal(same.labels, propagate(image, box, "boxes", 2, config=config,
+                                                 features="colour", crf=None,
+                                                 max_side=max(h, w)).labels)
+    with pytest.raises(ValueError, match="max_side must be >= 16"):
+        propagate(image, box, "boxes", 2, config=config, max_side=8)
+
+
+def test_max_side_keeps_every_click():
+    module = importlib.import_module("graphseg.propagation.propagate")
+    points = np.full((300, 400), 255, np.uint8)
+    points[7, 9], points[150, 200], points[299, 399] = 0, 1, 2
+    points[100, 100], points[100, 101] = 1, 2  # one small pixel, two classes: unlabelled
+    small, seeds = module._shrink(np.zeros((300, 400, 3), np.uint8), points, "points", 40)
+    assert small.shape == (30, 40, 3) and seeds.shape == (30, 40)
+    assert (seeds[0, 0], seeds[15, 20], seeds[29, 39], seeds[10, 10]) == (0, 1, 2, 255)
+    assert (seeds != 255).sum() == 3
+    _, boxes = module._shrink(np.zeros((300, 400, 3), np.uint8),
+                              np.array([[1, 5, 5, 395, 298]]), "boxes", 40)
+    assert boxes.tolist() == [[1, 0, 0, 40, 30]]  # rounded outward, clipped

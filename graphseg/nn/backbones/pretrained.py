@@ -23,6 +23,7 @@ from torch import Tensor
 
 from graphseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, image_to_tensor, normalize
 from graphseg.nn.backbones.espnetv2 import ESPNetv2Segmentation
+from graphseg.utils.io import load_error
 
 __all__ = ["BUNDLED_WEIGHTS", "IMAGENET_MEAN", "IMAGENET_STD", "load_espnetv2_voc",
            "preprocess"]
@@ -83,7 +84,8 @@ def load_espnetv2_voc(path: Union[str, Path] = BUNDLED_WEIGHTS) -> ESPNetv2Segme
         # restricted unpickler reads; a file with any other object (code) is refused
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a foreign or damaged file
-        raise ValueError(f"{path}: not a PyTorch state dict of tensors ({error})") from error
+        raise ValueError(f"{path}: not a PyTorch state dict of tensors "
+                         f"({load_error(error)})") from error
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ValueError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
     model = ESPNetv2Segmentation(num_classes=21)
