@@ -43,6 +43,11 @@ grows as ``s^2`` (more neighbours within the same physical reach), so a weight
 input crop, :math:`\kappa` the share of the all-pairs energy the window keeps,
 ``E ratio`` below): ``2.6e-3`` for a 321 x 321 crop at ``s = 1/2`` with all
 pairs, about ``0.04 / 0.55 = 0.075`` with the defaults (``s = 1/8``, radius 10).
+:func:`dense_energy_loss` therefore normalises by default (``normalize=True``):
+each pixel's kernel is divided by its sum over the window, Eq. 2.18's :math:`1/W`
+read as a per-pixel constant, which makes the loss a mean disagreement in
+``[0, 1]`` that :math:`\lambda_1 = 1` weighs like the cross-entropy, whatever the
+window, scale and bandwidths.
 
 **What the window costs.** The window drops the pairs farther apart than ``r``.
 With the thesis' ``sigma_xy = 100`` px most of the kernel mass of a 321 x 321
@@ -321,7 +326,8 @@ def soft_filter(probs: Tensor, labels: Tensor, ignore_index: int = IGNORE, *,
 def dense_energy_loss(probs: Tensor, image: Tensor, *, labels: Optional[Tensor] = None,
                       valid: Optional[Tensor] = None, sigma_xy: float = 100.0,
                       sigma_rgb: float = 15.0, scale: float = 0.125, radius: int = 10,
-                      window: str = "square", ignore_index: int = IGNORE) -> Tensor:
+                      window: str = "square", ignore_index: int = IGNORE,
+                      normalize: bool = True) -> Tensor:
     r"""RRM's dense energy loss (Eq. 2.17-2.21) in one call.
 
     Works at ``scale`` times the input resolution: ``probs`` and ``image`` are
@@ -355,6 +361,12 @@ def dense_energy_loss(probs: Tensor, image: Tensor, *, labels: Optional[Tensor] 
         window (str, optional): ``"square"`` or ``"disk"``. (default: ``"square"``)
         ignore_index (int, optional): the unlabelled value of ``labels``.
             (default: ``255``)
+        normalize (bool, optional): divide every pixel's kernel by its sum over the
+            window (reading Eq. 2.18's :math:`1/W` as that per-pixel constant), so
+            the loss is a per-pixel disagreement in ``[0, 1]`` whatever the window,
+            scale and bandwidths, and the thesis' :math:`\lambda_1 = 1` weighs it
+            like the cross-entropy; ``False`` keeps the raw window energy (see the
+            module notes for its size). (default: ``True``)
 
     Returns:
         Tensor: the scalar loss, before the weight :math:`\lambda_1` of Eq. 2.15.
@@ -390,6 +402,8 @@ def dense_energy_loss(probs: Tensor, image: Tensor, *, labels: Optional[Tensor] 
     with torch.no_grad():
         kernel = window_kernel([(image.to(probs.dtype), sigma_rgb)], radius=radius,
                                sigma_xy=sigma_xy * size[0] / h, window=window)
+        if normalize:
+            kernel = kernel / kernel.sum(dim=1, keepdim=True).clamp_min(1e-12)
     weight = None if labels is None else soft_filter(probs, labels, ignore_index)
     return potts_energy(probs, kernel, radius=radius, window=window, weight=weight, mask=valid)
 

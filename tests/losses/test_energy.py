@@ -229,7 +229,7 @@ def test_dense_energy_loss_is_the_composition_at_the_working_resolution():
     valid = torch.ones(2, 16, 24, dtype=torch.bool)
     valid[1, :, 20:] = False
     loss = dense_energy_loss(probs, image, labels=labels, valid=valid, sigma_xy=20.0,
-                             sigma_rgb=30.0, scale=0.25, radius=2)
+                             sigma_rgb=30.0, scale=0.25, radius=2, normalize=False)
     # by hand: 4 x 6 grid, sigma_xy 20 * 1/4 = 5 grid pixels, cells averaged
     p4 = F.avg_pool2d(probs, 4)
     im4 = F.avg_pool2d(image, 4)
@@ -243,21 +243,30 @@ def test_dense_energy_loss_is_the_composition_at_the_working_resolution():
     theirs, = torch.autograd.grad(expected, logits)
     assert torch.allclose(ours, theirs, rtol=1e-10, atol=1e-14)
     # labels and valid both change the loss
-    assert not torch.allclose(loss, dense_energy_loss(probs, image, valid=valid, sigma_xy=20.0,
-                                                      sigma_rgb=30.0, scale=0.25, radius=2))
-    assert not torch.allclose(loss, dense_energy_loss(probs, image, labels=labels, sigma_xy=20.0,
-                                                      sigma_rgb=30.0, scale=0.25, radius=2))
+    raw = dict(sigma_xy=20.0, sigma_rgb=30.0, scale=0.25, radius=2, normalize=False)
+    assert not torch.allclose(loss, dense_energy_loss(probs, image, valid=valid, **raw))
+    assert not torch.allclose(loss, dense_energy_loss(probs, image, labels=labels, **raw))
+    # normalize: every pixel's kernel divided by its sum over the window (1/W of Eq. 2.18)
+    mass = {}
+    for (b, i, _), g in pairs.items():
+        mass[b, i] = mass.get((b, i), 0.0) + g
+    normalised = {(b, i, j): g / mass[b, i] for (b, i, j), g in pairs.items()}
+    loss = dense_energy_loss(probs, image, labels=labels, valid=valid, sigma_xy=20.0,
+                             sigma_rgb=30.0, scale=0.25, radius=2)
+    assert torch.allclose(loss, brute_energy(p4, normalised, gate, val4), rtol=1e-12)
 
 
 def test_dense_energy_loss_defaults_and_errors():
     torch.manual_seed(6)
     probs = torch.randn(1, 2, 64, 48).softmax(1)
     image = torch.rand(1, 3, 64, 48) * 255
-    loss = dense_energy_loss(probs, image)
+    loss = dense_energy_loss(probs, image, normalize=False)
     # defaults: 1/8 -> 8 x 6 grid, sigma_xy 100 / 8, radius 10 covers it: all pairs
     p8, im8 = F.avg_pool2d(probs, 8), F.avg_pool2d(image, 8)
     exact = dense_potts_energy_reference(p8.double(), [(im8.double(), 15.0)], sigma_xy=12.5)
     assert math.isclose(float(loss), float(exact), rel_tol=1e-5)
+    # normalised (the default), a per-pixel disagreement: below the worst case of 1
+    assert 0 < float(dense_energy_loss(probs, image)) < 1 < float(loss)
     with pytest.raises(ValueError, match="image must have 3 channels"):
         dense_energy_loss(probs, image[:, :2])
     with pytest.raises(ValueError, match="scale must be in"):
