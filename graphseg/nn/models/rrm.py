@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from graphseg.nn.backbones.efficientnet_lite import EfficientNetLite0Encoder
 from graphseg.nn.backbones.espnetv2 import ESPNetv2Encoder
 from graphseg.nn.backbones.pretrained import load_espnetv2_voc
 from graphseg.nn.backbones.small_cnn import SmallCNN
@@ -44,9 +45,15 @@ def _espnetv2(*, pretrained: bool = False) -> nn.Module:
     return load_espnetv2_voc().base_net if pretrained else ESPNetv2Encoder()
 
 
+def _efficientnet_lite0(*, pretrained: bool = False, output_stride: int = 16) -> nn.Module:
+    # the [imagenet] extra's weights (a pip package, never a download)
+    return EfficientNetLite0Encoder(pretrained=pretrained, output_stride=output_stride)
+
+
 RRM_BACKBONES: Dict[str, Callable[..., nn.Module]] = {
     "small-cnn": _small_cnn,
     "espnetv2": _espnetv2,
+    "efficientnet-lite0": _efficientnet_lite0,
 }
 """Backbone name -> builder ``f(*, pretrained=False, **options) -> nn.Module``, the
 options being the other keys of the backbone's spec (``{"name": "small-cnn", "width": 32}``).
