@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import numpy as np
@@ -5,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from graphseg.data import kit_root
+from graphseg.data import kit_root, write_label_png
+from graphseg.utils.io import write_png
 
 # The shared data kit sits beside the checkout (a user's clone has none);
 # GRAPHSEG_DATA points elsewhere.
@@ -81,5 +83,41 @@ def tagged_squares():
             images.append(image)
             tags.append(present)
         return images, tags
+
+    return make
+
+
+@pytest.fixture
+def tiny():
+    """The smallest segmenter settings that still learn (tests run on two shared cores)."""
+    return {"backbone": "small-cnn", "pretrained": False, "width": 8, "crop": 40,
+            "batch_size": 4, "lr": 1e-3, "head_lr": 10.0}
+
+
+@pytest.fixture
+def squares_folder(tmp_path):
+    """``squares_folder(count=12, size=48, seed=0)``: a folder with ``images/`` (grey
+    noise with a red square, class 1, and/or a blue one, class 2), ``labels/`` (their
+    masks, 0 = background) and ``tags.json``; returns the folder."""
+    def make(count=12, size=48, seed=0, root=None):
+        root = root or tmp_path / "squares"
+        rng = np.random.default_rng(seed)
+        tags = {}
+        for i in range(count):
+            image = rng.normal(128, 12, (size, size, 3)).clip(0, 255).astype(np.uint8)
+            label = np.zeros((size, size), np.uint8)
+            present = [(1,), (2,), (1, 2)][i % 3]
+            for cls in present:
+                side = int(rng.integers(size // 4, size // 2))
+                y, x = rng.integers(0, size - side, 2)
+                image[y:y + side, x:x + side] = (220, 30, 30) if cls == 1 else (30, 30, 220)
+                label[y:y + side, x:x + side] = cls
+            name = f"sq{i:02d}"
+            write_png(root / "images" / f"{name}.png", image)
+            write_label_png(root / "labels" / f"{name}.png", label)
+            tags[name] = list(present)
+        (root / "tags.json").write_text(json.dumps(tags))
+        (root / "classes.txt").write_text("background\nred\nblue\n")
+        return root
 
     return make

@@ -150,6 +150,37 @@ files:
                graphseg seeds writes them
   --out CKPT   the checkpoint, written after every epoch; the same command again
                resumes from it""",
+
+    "train": f"""\
+examples:
+  {SAMPLE}
+  graphseg weak-labels --from $SAMPLE/msrc_v2 --split train --kind tags --out tags/
+  graphseg train rrm --images $SAMPLE/msrc_v2/images --tags tags/ \\
+      --classes $SAMPLE/msrc_v2/classes.txt --out rrm-run/
+  graphseg propagate --images photos/ --tags tags.json --classes classes.txt --out pseudo/
+  graphseg train two-step --images photos/ --labels pseudo/ --out two-step-run/
+  torchrun --nproc_per_node 2 -m graphseg train rrm --images photos/ --tags tags.json \\
+      --out rrm-run/
+
+'graphseg train METHOD --help' lists a method's options.
+
+files:
+  --out RUN     RUN/checkpoint.pt (after every epoch; the same command again
+                continues from it), RUN/model.pt (for graphseg predict),
+                RUN/train.json (settings, versions, loss and val mIoU per epoch)
+  --labels DIR  STEM.png label maps, uint8 class index per pixel, 255 = ignored,
+                as graphseg propagate writes them
+
+{TAGS}""",
+
+    "predict": """\
+examples:
+  graphseg predict --model rrm-run/ --images photos/ --out masks/
+  graphseg predict --model rrm-run/model.pt --images val/ --out masks/ --crf final \\
+      --scales 0.75 1 1.25 --flip --gt val-labels/
+
+output: OUT/STEM.png (uint8 class index, VOC palette), OUT/probs/STEM.npz with
+--save-probs, OUT/manifest.json (arguments, the model, every photo's status).""",
 }
 
 

@@ -1,10 +1,29 @@
-"""Dataset-level segmenters (fit / predict / save / load) will live here.
+"""Dataset-level segmenters: trained on a folder of weakly labelled photos, then
+segment any photo (:mod:`graphseg.segmenters.base` has the protocol).
+
+* :class:`RRMSegmenter` (``"rrm"``): Reliable Region Mining from image-level tags,
+  thesis chapter 2, one step.
+* :class:`TwoStepSegmenter` (``"two-step"``): the same segmentation network trained
+  on label maps (pseudo labels, or full masks for the fully supervised upper bound).
+
+:func:`load_segmenter` reads any of them back from the file
+:meth:`Segmenter.save` wrote.
 
 The per-image propagation that this package held in 0.1 moved to
 :mod:`graphseg.propagation`, and the affinity-net training to
 :mod:`graphseg.training`.  Their names still import from here for one release, with
 a ``DeprecationWarning`` (see CHANGELOG.md).
 """
+from graphseg.segmenters.base import (
+    FORMAT,
+    FORMAT_VERSION,
+    METHODS,
+    Segmenter,
+    SegmenterConfig,
+    load_segmenter,
+)
+from graphseg.segmenters.rrm import RRMConfig, RRMSegmenter
+from graphseg.segmenters.two_step import TwoStepConfig, TwoStepSegmenter
 from graphseg.utils.deprecation import moved
 
 __getattr__ = moved(__name__, {
@@ -17,4 +36,5 @@ __getattr__ = moved(__name__, {
                     "graphseg.training"),
 })
 
-__all__: list = []
+__all__ = ["FORMAT", "FORMAT_VERSION", "METHODS", "RRMConfig", "RRMSegmenter", "Segmenter",
+           "SegmenterConfig", "TwoStepConfig", "TwoStepSegmenter", "load_segmenter"]
