@@ -4,16 +4,19 @@ written label maps against ground truth."""
 from __future__ import annotations
 
 import json
+import sys
+import time
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
+from graphseg.cli.failures import Failures
 from graphseg.cli.help import binary_note
 from graphseg.data.dataset import find_file
 from graphseg.data.layouts import resolve_gt
 from graphseg.metrics import ConfusionMatrix
-from graphseg.utils.io import read_label_map
+from graphseg.utils.io import read_label_map, write_json
 
 
 def load_manifest(path: Path) -> dict:
@@ -24,6 +27,29 @@ def load_manifest(path: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         return {}  # written atomically, so only a hand-edited file gets here
+
+
+def stamp(manifest: dict, path: Path, key: str) -> None:
+    """Record the time under ``key`` (``"finished"``, ``"interrupted"``) and write the
+    manifest."""
+    manifest[key] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    write_json(path, manifest)
+
+
+def interrupted_exit(finished: int, total: int, out: Path, what: str = "images") -> int:
+    """Say how far an interrupted run got; the exit status of a Ctrl-C (130)."""
+    print(f"interrupted: {finished} of {total} {what} done in {out}; rerun the same command "
+          "to resume", file=sys.stderr)
+    return 130
+
+
+def recorded_failures(records: Mapping[str, dict], names: Sequence[str]) -> Failures:
+    """The failures the manifest records for ``names``."""
+    failures = Failures()
+    for name in names:
+        if records.get(name, {}).get("status") == "failed":
+            failures.add(name, records[name]["error"])
+    return failures
 
 
 class Interrupted:

@@ -28,10 +28,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from graphseg.cli.batch import Interrupted, load_manifest, score_folder
+from graphseg.cli.batch import (
+    Interrupted,
+    interrupted_exit,
+    load_manifest,
+    recorded_failures,
+    score_folder,
+    stamp,
+)
 from graphseg.cli.failures import (
     FILE_ERRORS,
-    Failures,
     UsageError,
     check_folder,
     check_out_folder,
@@ -138,18 +144,11 @@ def run(args: argparse.Namespace) -> int:
             write_json(manifest_path, manifest)
             bar.update()
     if interrupted.caught:
-        manifest["interrupted"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        write_json(manifest_path, manifest)
-        finished = sum(records.get(n, {}).get("settings") == settings for n in names)
-        print(f"interrupted: {finished} of {len(names)} photos done in {out}; rerun the same "
-              "command to resume", file=sys.stderr)
-        return 130
-    manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    write_json(manifest_path, manifest)
-    failures = Failures()
-    for name in names:
-        if records.get(name, {}).get("status") == "failed":
-            failures.add(name, records[name]["error"])
+        stamp(manifest, manifest_path, "interrupted")
+        return interrupted_exit(sum(records.get(n, {}).get("settings") == settings
+                                    for n in names), len(names), out, "photos")
+    stamp(manifest, manifest_path, "finished")
+    failures = recorded_failures(records, names)
     written = sum(records.get(n, {}).get("status") == "ok" for n in todo)
     print(f"wrote {written} label maps to {out}, {len(names) - len(todo)} there already "
           f"(manifest: {manifest_path})")

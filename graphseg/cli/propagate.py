@@ -49,10 +49,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from graphseg.cli.batch import Interrupted, load_manifest, score_folder
+from graphseg.cli.batch import (
+    Interrupted,
+    interrupted_exit,
+    load_manifest,
+    recorded_failures,
+    score_folder,
+    stamp,
+)
 from graphseg.cli.failures import (
     FILE_ERRORS,
-    Failures,
     UsageError,
     check_folder,
     check_out_folder,
@@ -294,20 +300,13 @@ def run(args: argparse.Namespace) -> int:
             if images.get(name, {}).get("settings") != settings[name] and label.is_file() \
                     and label.stat().st_mtime >= started:
                 images[name] = {"status": "ok", "settings": settings[name]}
-        manifest["interrupted"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        write_json(manifest_path, manifest)
-        finished = sum(_done(out, n, args.save_probs)
-                       and images.get(n, {}).get("settings") == settings[n] for n in mine)
-        print(f"interrupted: {finished} of {len(mine)} images done in {out}; rerun the same "
-              "command to resume", file=sys.stderr)
-        return 130
-    manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    write_json(manifest_path, manifest)
+        stamp(manifest, manifest_path, "interrupted")
+        return interrupted_exit(sum(_done(out, n, args.save_probs)
+                                    and images.get(n, {}).get("settings") == settings[n]
+                                    for n in mine), len(mine), out)
+    stamp(manifest, manifest_path, "finished")
 
-    failures = Failures()
-    for name in mine:
-        if images.get(name, {}).get("status") == "failed":
-            failures.add(name, images[name]["error"])
+    failures = recorded_failures(images, mine)
     done = sum(images.get(n, {}).get("status") == "ok" for n in mine)
     written = sum(images.get(n, {}).get("status") == "ok" for n in todo)
     print(f"wrote {written} label maps to {out}, {done - written} there already "
