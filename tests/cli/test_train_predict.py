@@ -3,6 +3,8 @@ import json
 
 import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from graphseg.cli import main
 from graphseg.data import write_label_png
@@ -145,3 +147,23 @@ def test_predict_refuses_what_is_not_a_model(tmp_path, squares_folder, capsys):
     assert main(["predict", "--model", str(tmp_path), "--images", str(root / "images"),
                  "--out", str(tmp_path / "o")]) == 2
     assert "no model.pt in this folder" in capsys.readouterr().err
+
+
+def test_palette_and_grayscale_label_pngs_train_the_same(squares_folder, tmp_path,
+                                                         restore_threads):
+    """A palette PNG stores the class index (its colours are for display): a labels folder
+    of palette PNGs and one of grayscale PNGs with the same indices are the same data."""
+    root = squares_folder(count=3)
+    gray = tmp_path / "gray"
+    gray.mkdir()
+    for path in (root / "labels").glob("*.png"):
+        Image.fromarray(np.asarray(Image.open(path))).save(gray / path.name)  # indices, no palette
+        assert Image.open(path).mode == "P" and Image.open(gray / path.name).mode == "L"
+    runs = []
+    for labels in (root / "labels", gray):
+        run = tmp_path / f"run-{labels.name}"
+        args = _two_step(root, run, "--epochs", "1")
+        args[args.index("--labels") + 1] = str(labels)
+        assert main(args) == 0
+        runs.append(torch.load(run / "checkpoint.pt", weights_only=True)["model"])
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
