@@ -119,6 +119,61 @@ class SegmentationSet(torch.utils.data.Dataset):
                    tags=None if tags is None else [tuple(tags.get(n, ())) for n in names],
                    names=names, **options)
 
+    @classmethod
+    def from_dataset(cls, dataset, *, supervision: str = "masks",
+                     lookup: Optional[np.ndarray] = None, seed: int = 0,
+                     **options) -> "SegmentationSet":
+        """Every sample of a graphseg image reader (:class:`~graphseg.data.MSRCDataset`,
+        :class:`~graphseg.data.VOCDataset`, :class:`~graphseg.data.GrabCutDataset`,
+        :class:`~graphseg.data.MaskFolderDataset`) with the weak labels of one kind
+        attached, read once and held in memory.
+
+        ``supervision``: ``"masks"`` (the ground truth: the fully supervised upper
+        bound), ``"tags"`` (``Sample.tags``), ``"boxes"`` (``Sample.boxes`` filled into
+        a seed map, outside every box background 0, smaller boxes on top), or
+        ``"points"`` / ``"scribbles"`` synthesised from the ground truth
+        (:func:`~graphseg.data.points_from_labels`,
+        :func:`~graphseg.data.scribbles_from_labels`, seed ``seed + index``).
+        ``lookup`` maps the classes of every label map (and the tags) first."""
+        from graphseg.data.weak_labels import (
+            boxes_to_seeds,
+            points_from_labels,
+            scribbles_from_labels,
+        )
+
+        kinds = ("masks", "tags", "boxes", "points", "scribbles")
+        if supervision not in kinds:
+            raise ValueError(f"supervision must be one of {', '.join(kinds)}, got "
+                             f"{supervision!r}")
+        images, labels, tags = [], [], []
+        for index in range(len(dataset)):
+            sample = dataset[index]
+            label = sample.label
+            if supervision != "tags" and supervision != "boxes" and label is None:
+                raise ValueError(f"{sample.name}: no ground truth to give {supervision}")
+            if supervision == "boxes":
+                label = boxes_to_seeds(sample.boxes, sample.shape)
+            elif supervision == "points":
+                label = points_from_labels(label, sample.instances, seed=seed + index)
+            elif supervision == "scribbles":
+                label = scribbles_from_labels(label, sample.instances, seed=seed + index)
+            if lookup is not None and label is not None:
+                label = lookup[label]
+            present = sample.tags if lookup is None else tuple(sorted(
+                {int(lookup[t]) for t in sample.tags} - {0, IGNORE}))
+            images.append(sample.image)
+            labels.append(label)
+            tags.append(present)
+        names = list(dataset.names)
+        # the samples are in memory: the paths only name them in messages
+        paths = [Path(dataset.root) / name for name in names]
+        out = cls(paths, labels=None if supervision == "tags" else paths,
+                  tags=tags if supervision == "tags" else None, names=names, seed=seed,
+                  **{**options, "cache": True})
+        out.cache = {i: (image, None if supervision == "tags" else label)
+                     for i, (image, label) in enumerate(zip(images, labels))}
+        return out
+
     def __len__(self) -> int:
         return len(self.images)
 

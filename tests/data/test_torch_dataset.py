@@ -98,3 +98,31 @@ def test_multi_hot_and_collate(halves):
     batch = collate([data.sample(0, 0), data.sample(1, 0)])
     assert batch["rgb"].dtype == torch.uint8 and batch["label"].dtype == torch.int64
     assert batch["valid"].shape == (2, 8, 8) and batch["tags"] == [(), ()]
+
+
+@pytest.mark.parametrize("supervision", ["masks", "tags", "boxes", "points", "scribbles"])
+def test_from_a_dataset_reader_with_each_kind_of_weak_label(supervision):
+    from graphseg.data import MSRCDataset, background_lookup, sample_root
+
+    msrc = MSRCDataset(sample_root() / "msrc_v2")
+    lookup = background_lookup(msrc.background_classes)
+    data = SegmentationSet.from_dataset(msrc, supervision=supervision, lookup=lookup,
+                                        crop=64)
+    assert len(data) == len(msrc) and data.names == msrc.names
+    image, label = data.read(0)
+    truth = lookup[msrc[0].label]
+    assert np.array_equal(image, msrc[0].image)
+    if supervision == "tags":
+        assert label is None and data.tags[0] == msrc[0].tags
+        assert data.tags[0] and 0 not in data.tags[0]
+    else:
+        known = label != IGNORE
+        assert known.any()
+        if supervision == "masks":
+            assert np.array_equal(label, truth)
+        elif supervision in ("points", "scribbles"):
+            assert known.mean() < 0.2 and (label[known] == truth[known]).all()
+        else:  # boxes: every object pixel lies in a box of its class or a smaller one
+            assert set(np.unique(label[known])) <= set(np.unique(truth)) | {0}
+    item = data.sample(0, epoch=1)
+    assert item["image"].shape == (3, 64, 64)
