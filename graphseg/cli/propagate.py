@@ -268,13 +268,11 @@ def run(args: argparse.Namespace) -> int:
             with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"),
                                      initializer=_setup_worker,
                                      initargs=(worker_options,)) as pool:
-                # the workers start (and inherit this) while Ctrl-C is ignored: it is the
-                # main process's to handle, even while a worker still imports torch
-                handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
-                try:
+                # the workers start (and inherit this) with Ctrl-C blocked: it is the main
+                # process's to handle, even while a worker still imports torch; blocked,
+                # not ignored, so a Ctrl-C during the start reaches this process after it
+                with _ctrl_c_held():
                     results = pool.map(_one, todo)
-                finally:
-                    signal.signal(signal.SIGINT, handler)
                 try:
                     for name, result in zip(todo, results):
                         record(name, result)
@@ -416,6 +414,24 @@ def _check_resume(out: Path, manifest_path: Path, images: dict, settings: dict,
         raise UsageError(
             f"--out {out}: {count} label maps there were made with other settings ({listed}); "
             "rerun with --overwrite to recompute them, or choose another --out")
+
+
+@contextlib.contextmanager
+def _ctrl_c_held():
+    """SIGINT blocked inside the block and delivered after it (ignored where signal
+    masks do not exist, as on Windows)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, handler)
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _setup_worker(options: dict) -> None:
