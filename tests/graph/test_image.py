@@ -113,3 +113,21 @@ def test_real_image_graph_round_trip_and_boundary_affinities(grabcut, colour_pos
     src, dst = data.edge_index
     across = nodes[src] != nodes[dst]
     assert data.edge_weight[across].mean() < data.edge_weight[~across].mean() - 0.02
+
+
+def test_nan_in_node_features_is_named_before_any_work():
+    """Bad-input suite (issue 18): NaN in the features is an error naming them, not a
+    graph of NaN weights that trains into NaN probabilities."""
+    import pytest
+    import torch
+
+    from graphseg.graph.image import image_to_graph
+
+    features = torch.rand(4, 6, 7)
+    features[2, 3, 4] = float("nan")
+    with pytest.raises(ValueError, match=r"features contains 1 non-finite value\(s\)"):
+        image_to_graph(features)
+    edges = torch.rand(4, 6, 7)
+    edges[0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="non-finite"):
+        image_to_graph(torch.rand(4, 6, 7), edge_features=edges)
