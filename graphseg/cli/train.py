@@ -24,6 +24,7 @@ with no labelled pixel is left out with a note.  Under ``torchrun
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -136,31 +137,31 @@ def _settings(args: argparse.Namespace) -> dict:
 
 def _read_labels(images: Path, labels: Optional[Path], names: Sequence[str], binary: bool,
                  lookup: np.ndarray, failures: Failures) -> Tuple[list, list, list]:
-    """The photos (and label maps) that can be read and agree in size, their maps, and
+    """The names of the photos (and label maps) that can be read and agree in size,
+    their ``(image, label map)`` pairs as a :class:`SegmentationSet` reads them, and
     the names of maps with no labelled pixel (left out)."""
-    kept, maps, empty = [], [], []
+    kept, pairs, empty = [], [], []
     for name in names:
         def read(name=name):
             image = read_image(find_file(images, name))
             if labels is None:
-                return (None,)
+                return image, None
             path = find_file(labels, name, (".png",))
             label = read_label_map(path)
             if label.shape != image.shape[:2]:
                 raise ValueError(f"{path}: label map is {label.shape[1]}x{label.shape[0]} but "
                                  f"the photo is {image.shape[1]}x{image.shape[0]}")
-            return ((label > 127).astype(np.uint8) if binary else lookup[label],)
+            return image, (label > 127).astype(np.uint8) if binary else lookup[label]
 
-        result = failures.attempt(name, read)
-        if result is None:
+        pair = failures.attempt(name, read)
+        if pair is None:
             continue
-        label = result[0]
-        if label is not None and (label == IGNORE).all():
+        if pair[1] is not None and (pair[1] == IGNORE).all():
             empty.append(name)
             continue
         kept.append(name)
-        maps.append(label)
-    return kept, maps, empty
+        pairs.append(pair)
+    return kept, pairs, empty
 
 
 def run(args: argparse.Namespace) -> int:
@@ -202,7 +203,8 @@ def run(args: argparse.Namespace) -> int:
     lookup = background_lookup(background[1:], to=background[0])
     failures = Failures()
     binary = getattr(args, "binary", False)
-    names, maps, empty = _read_labels(images, labels_dir, names, binary, lookup, failures)
+    names, pairs, empty = _read_labels(images, labels_dir, names, binary, lookup, failures)
+    maps = [label for _, label in pairs]
     if not names:
         failures.report(len(failures.items))
         raise UsageError(f"--images {images}: no photo left to train on")
@@ -242,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
                                                 for n in names],
         tags=None if tags is None else [tags[n] for n in names], names=names,
         lookup=lookup, binary=binary)
+    data.cache = dict(enumerate(pairs))  # read once, by the checks above
     quiet = rank != 0
     if empty and not quiet:
         print(f"note: left out {len(empty)} label maps with no labelled pixel: "
@@ -278,8 +281,6 @@ def _train(args, segmenter, data, val, out: Path, device: str, quiet: bool,
     log_path = out / _LOG
     epochs: list = []
     if not args.restart and (out / _CHECKPOINT).is_file() and log_path.is_file():
-        import json
-
         try:
             epochs = json.loads(log_path.read_text(encoding="utf-8")).get("epochs", [])
         except ValueError:
