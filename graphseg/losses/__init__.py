@@ -10,6 +10,9 @@
   dense energy loss in one call; :func:`dense_potts_energy_reference`, the exact
   all-pairs energy.
 * :func:`bcd_loss`: RRM's batch-based class distance loss (Eq. 2.22-2.26).
+* :func:`confident_labels`, :func:`feature_distance_loss`,
+  :func:`feature_regularized_loss` and :func:`dfr_loss`: DFR's confident labels,
+  feature distance, feature regularised and dynamic-kernel losses (Eq. 4.4-4.13).
 * :func:`gaussian_kernel` and :func:`regularized_loss`: Eq. 3.13 and 3.22 (A2GNN's
   one-image case of :func:`window_kernel` and :func:`potts_energy`).
 * :func:`affinity_labels`, :func:`affinity_pairs` and :func:`affinity_loss`: the
@@ -26,6 +29,12 @@ from graphseg.losses.affinity import (
 )
 from graphseg.losses.bcd import bcd_loss
 from graphseg.losses.cross_entropy import balanced_cross_entropy
+from graphseg.losses.dfr import (
+    confident_labels,
+    dfr_loss,
+    feature_distance_loss,
+    feature_regularized_loss,
+)
 from graphseg.losses.energy import (
     dense_energy_loss,
     dense_potts_energy_reference,
@@ -45,9 +54,13 @@ __all__ = [
     "bcd_loss",
     "box_points",
     "boxes_to_grid",
+    "confident_labels",
     "consistency_check",
     "dense_energy_loss",
     "dense_potts_energy_reference",
+    "dfr_loss",
+    "feature_distance_loss",
+    "feature_regularized_loss",
     "gaussian_kernel",
     "mp_loss",
     "pair_distances",
