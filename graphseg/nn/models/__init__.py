@@ -1,5 +1,5 @@
 """Models built from the layers in :mod:`graphseg.nn.conv`, the affinity CNN and the CAM
-classifiers, and the RRM network."""
+classifiers, and the segmentation networks: RRM (thesis chapter 2) and DFR (chapter 4)."""
 from graphseg.nn.models.a2gnn import A2GNN, A2GNNOutput
 from graphseg.nn.models.affinity_net import (
     AffinityNet,
@@ -15,15 +15,11 @@ from graphseg.nn.models.cam import (
     save_classifier,
     small_cam_classifier,
 )
-from graphseg.nn.models.rrm import (
-    RRM_BACKBONES,
-    RRMNet,
-    RRMOutput,
-    build_rrm_backbone,
-    build_rrm_net,
-)
+from graphseg.nn.models.dfr import DFRNet, DFROutput, build_dfr_net
+from graphseg.nn.models.rrm import RRMNet, RRMOutput, build_rrm_net
 
 __all__ = ["A2GNN", "A2GNNOutput", "AffinityNet", "AffinityOutput", "CAMClassifier",
-           "ESPNetv2Features", "RRMNet", "RRMOutput", "RRM_BACKBONES", "affinity_graph",
-           "affinity_maps", "build_rrm_backbone", "build_rrm_net", "espnetv2_cam_classifier",
-           "load_classifier", "save_classifier", "small_cam_classifier"]
+           "DFRNet", "DFROutput", "ESPNetv2Features", "RRMNet", "RRMOutput",
+           "affinity_graph", "affinity_maps", "build_dfr_net", "build_rrm_net",
+           "espnetv2_cam_classifier", "load_classifier", "save_classifier",
+           "small_cam_classifier"]

@@ -5,91 +5,32 @@ convolutions) and global (:class:`~graphseg.nn.heads.RFAM`), averaged (Eq. 2.13)
 * :class:`RRMNet`: the network; :class:`RRMOutput`: what its ``forward`` returns.
 * :func:`build_rrm_net`: the network again from its :attr:`RRMNet.architecture`
   (plain values), e.g. to load a saved state dict without the training code.
-* :data:`RRM_BACKBONES`: backbone name -> builder; :func:`build_rrm_backbone`.
+* The backbone is named by a spec of :data:`graphseg.nn.backbones.BACKBONES`
+  (:func:`~graphseg.nn.backbones.build_backbone`), the registry shared with
+  :class:`~graphseg.nn.models.DFRNet`.
 
 The same network, built with ``classify=False``, is the segmentation network of the
 two-step variant (section 2.3.1: trained on pseudo-label maps with cross-entropy only).
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graphseg.nn.backbones.efficientnet_lite import EfficientNetLite0Encoder
-from graphseg.nn.backbones.espnetv2 import ESPNetv2Encoder
-from graphseg.nn.backbones.pretrained import load_espnetv2_voc
-from graphseg.nn.backbones.small_cnn import SmallCNN
+from graphseg.nn.backbones.registry import backbone_spec, build_backbone
 from graphseg.nn.heads.rfam import RFAM
 from graphseg.utils.checks import check_choice, check_positive_int, check_tensor
 from graphseg.utils.constants import IGNORE
 
-__all__ = ["RRMNet", "RRMOutput", "RRM_BACKBONES", "build_rrm_backbone", "build_rrm_net"]
+__all__ = ["RRMNet", "RRMOutput", "build_rrm_net"]
 
 ATTENTIONS = ("rfam", "plain")
 # The thesis' local sub-branch: dilation 12 on ResNet-38's stride-8 map, i.e. taps
 # 96 input pixels apart; the default keeps that spacing at other strides.
 _TAP_SPACING = 12 * 8
-
-
-def _small_cnn(*, pretrained: bool = False, width: int = 32) -> nn.Module:
-    if pretrained:
-        raise ValueError("the small-cnn backbone has no pretrained weights")
-    return SmallCNN(int(width))
-
-
-def _espnetv2(*, pretrained: bool = False) -> nn.Module:
-    # the bundled PASCAL VOC weights (never a download); a checkpoint overwrites them
-    return load_espnetv2_voc().base_net if pretrained else ESPNetv2Encoder()
-
-
-def _efficientnet_lite0(*, pretrained: bool = False, output_stride: int = 16) -> nn.Module:
-    # the [imagenet] extra's weights (a pip package, never a download)
-    return EfficientNetLite0Encoder(pretrained=pretrained, output_stride=output_stride)
-
-
-RRM_BACKBONES: Dict[str, Callable[..., nn.Module]] = {
-    "small-cnn": _small_cnn,
-    "espnetv2": _espnetv2,
-    "efficientnet-lite0": _efficientnet_lite0,
-}
-"""Backbone name -> builder ``f(*, pretrained=False, **options) -> nn.Module``, the
-options being the other keys of the backbone's spec (``{"name": "small-cnn", "width": 32}``).
-To add a backbone, add its builder here; an instance is recognised by
-:class:`RRMNet` when it has an ``architecture`` dict whose ``"name"`` is a key here
-(its other keys being the builder's options)."""
-
-
-def build_rrm_backbone(spec: dict, *, pretrained: bool = False) -> nn.Module:
-    """A backbone from its spec (``{"name": ..., **options}``, see :data:`RRM_BACKBONES`).
-
-    Args:
-        spec (dict): the backbone's entry of :attr:`RRMNet.architecture`.
-        pretrained (bool, optional): load the backbone's pretrained weights
-            (``"espnetv2"``: the bundled PASCAL VOC weights); ``False`` leaves it
-            randomly initialised, for weights from a checkpoint. (default: ``False``)
-    """
-    name = spec.get("name") if isinstance(spec, dict) else None
-    if name not in RRM_BACKBONES:
-        known = ", ".join(repr(n) for n in RRM_BACKBONES)
-        raise ValueError(f"unknown backbone {spec!r}: the name must be one of {known}, or "
-                         "pass the backbone module")
-    options = {k: v for k, v in spec.items() if k != "name"}
-    return RRM_BACKBONES[name](pretrained=pretrained, **options)
-
-
-def _backbone_spec(backbone: nn.Module) -> Optional[dict]:
-    """The spec :func:`build_rrm_backbone` rebuilds ``backbone`` from, or ``None``."""
-    if type(backbone) is SmallCNN:
-        return {"name": "small-cnn", "width": backbone.channels[0]}
-    if type(backbone) is ESPNetv2Encoder:
-        return {"name": "espnetv2"}
-    spec = getattr(backbone, "architecture", None)
-    if isinstance(spec, dict) and spec.get("name") in RRM_BACKBONES:
-        return dict(spec)
-    return None
 
 
 class RRMOutput(NamedTuple):
@@ -231,7 +172,7 @@ class RRMNet(nn.Module):
         self.local_channels, self.global_channels = local_channels, global_channels
         self.dilation = dilation
         self.classify = bool(classify)
-        self.backbone_spec = _backbone_spec(backbone)
+        self.backbone_spec = backbone_spec(backbone)
         in_channels = int(channels[-1])
         with torch.random.fork_rng(devices=[], enabled=seed is not None):
             if seed is not None:
@@ -256,7 +197,8 @@ class RRMNet(nn.Module):
     @property
     def architecture(self) -> dict:
         """Plain values :func:`build_rrm_net` rebuilds this network from: ``backbone``
-        (the spec of :data:`RRM_BACKBONES`, ``None`` for an unregistered backbone),
+        (the spec of :data:`~graphseg.nn.backbones.BACKBONES`, ``None`` for an
+        unregistered backbone),
         ``num_classes``, ``background``, ``attention``, ``local_channels``,
         ``global_channels``, ``dilation``, ``classify`` and ``max_positions``."""
         return {"backbone": None if self.backbone_spec is None else dict(self.backbone_spec),
@@ -317,7 +259,7 @@ def build_rrm_net(architecture: dict, backbone: Optional[nn.Module] = None, *,
             ``architecture["backbone"]`` is ``None``; otherwise it replaces the
             registered one. (default: ``None``)
         pretrained (bool, optional): load the registered backbone's pretrained
-            weights (:func:`build_rrm_backbone`), to start training.
+            weights (:func:`~graphseg.nn.backbones.build_backbone`), to start training.
             (default: ``False``)
     """
     if not isinstance(architecture, dict):
@@ -329,6 +271,6 @@ def build_rrm_net(architecture: dict, backbone: Optional[nn.Module] = None, *,
     if backbone is None:
         if spec is None:
             raise ValueError("the architecture has no registered backbone; pass backbone=")
-        backbone = build_rrm_backbone(spec, pretrained=pretrained)
+        backbone = build_backbone(spec, pretrained=pretrained)
     num_classes = options.pop("num_classes")
     return RRMNet(backbone, num_classes, **options)

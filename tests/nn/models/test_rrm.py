@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from graphseg.nn.backbones import ESPNetv2Encoder, SmallCNN
+from graphseg.nn.backbones import BACKBONES, ESPNetv2Encoder, SmallCNN, build_backbone
 from graphseg.nn.backbones.pretrained import BUNDLED_WEIGHTS
-from graphseg.nn.models import RRM_BACKBONES, RRMNet, build_rrm_backbone, build_rrm_net
+from graphseg.nn.models import RRMNet, build_rrm_net
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -49,7 +49,7 @@ def test_pretrained_espnetv2_backbone():
     for key, value in net.backbone.state_dict().items():
         assert torch.equal(value, reference[key]), key
     with pytest.raises(ValueError, match="no pretrained weights"):
-        build_rrm_backbone({"name": "small-cnn", "width": 4}, pretrained=True)
+        build_backbone({"name": "small-cnn", "width": 4}, pretrained=True)
 
 
 def test_foreground_classes_with_nonzero_background():
@@ -103,7 +103,7 @@ def test_unregistered_backbone_needs_the_module():
     copy = build_rrm_net(net.architecture, backbone=Wrapped(4))
     copy.load_state_dict(net.state_dict(), strict=True)
     with pytest.raises(ValueError, match="unknown backbone"):
-        build_rrm_backbone({"name": "resnet-38"})
+        build_backbone({"name": "resnet-38"})
 
 
 def test_registry_is_extensible(monkeypatch):
@@ -112,7 +112,7 @@ def test_registry_is_extensible(monkeypatch):
             super().__init__(width)
             self.architecture = {"name": "custom", "width": width}
 
-    monkeypatch.setitem(RRM_BACKBONES, "custom",
+    monkeypatch.setitem(BACKBONES, "custom",
                         lambda *, pretrained=False, width: Custom(width))
     net = RRMNet(Custom(4), 3, local_channels=4, global_channels=2)
     assert net.architecture["backbone"] == {"name": "custom", "width": 4}
