@@ -43,22 +43,18 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List
 
 import numpy as np
 
-from graphseg.data import MSRCDataset, kit_root
-from graphseg.data.classes import MSRC_STUFF
+from graphseg.data import kit_root
 from graphseg.data.torch_dataset import SegmentationSet
-from graphseg.metrics import ConfusionMatrix
 from graphseg.nn.backbones import EfficientNetLite0Encoder
 from graphseg.nn.models import espnetv2_cam_classifier
 from graphseg.propagation import A2GNNConfig, propagate
 from graphseg.seeds import cam_seeds
 from graphseg.segmenters import RRMSegmenter, TwoStepSegmenter
 from graphseg.training import train_cam_classifier
-from graphseg.utils.constants import IGNORE
-from graphseg.utils.io import write_png
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
 from _common import (  # noqa: E402
@@ -71,6 +67,7 @@ from _common import (  # noqa: E402
     torch_threads,
     write_json,
 )
+from _segmenters import Split, object_classes, score, train_row  # noqa: E402
 
 ROWS = {
     "cam-crf": "CAM + CRF (test tags)",
@@ -94,43 +91,6 @@ FULL = {"train_limit": None, "val_limit": None, "test_limit": None, "epochs": 16
         "backbones": ["espnetv2", "efficientnet-lite0"]}
 
 
-class Split:
-    """Photos, renumbered label maps and tags of one MSRC-v2 split."""
-
-    def __init__(self, root: Path, split: str, limit, lookup: np.ndarray):
-        dataset = MSRCDataset(root, split)
-        names = dataset.names
-        if limit is not None and limit < len(names):
-            names = [names[i] for i in np.linspace(0, len(names) - 1, limit).round().astype(int)]
-        self.names = names
-        self.paths = [root / "images" / f"{n}.jpg" for n in names]
-        self.images, self.labels, self.tags = [], [], []
-        for name in names:
-            sample = dataset.load(name)
-            label = lookup[sample.label]
-            self.images.append(sample.image)
-            self.labels.append(label)
-            self.tags.append(tuple(int(c) for c in np.unique(label) if c not in (0, IGNORE)))
-
-
-def object_classes(root: Path) -> Tuple[Tuple[str, ...], np.ndarray]:
-    """Class names (background first, then the 16 objects) and the 256-entry table from
-    MSRC-v2 ids to them."""
-    names = MSRCDataset(root, "val").class_names
-    lookup = np.full(256, IGNORE, dtype=np.uint8)
-    objects = [c for c, n in enumerate(names) if n not in MSRC_STUFF]
-    lookup[[c for c, n in enumerate(names) if n in MSRC_STUFF]] = 0
-    lookup[objects] = np.arange(1, len(objects) + 1)
-    return ("background", *(names[c] for c in objects)), lookup
-
-
-def score(predictions: Sequence[np.ndarray], split: Split, num_classes: int) -> float:
-    confusion = ConfusionMatrix(num_classes)
-    for pred, label in zip(predictions, split.labels):
-        confusion.update(pred, label)
-    return float(confusion.miou())
-
-
 def cam_classifier(train: Split, num_classes: int, args):
     model = espnetv2_cam_classifier(list(range(1, num_classes)), seed=args.seed)
     train_cam_classifier(model, train.images, train.tags, epochs=args.cam_epochs,
@@ -146,33 +106,6 @@ def pseudo_labels(split: Split, cam, num_classes: int, args) -> List[np.ndarray]
         out.append(propagate(image, tags, "tags", num_classes, cam=cam, config=config,
                              seed=args.seed).labels)
     return out
-
-
-def train_row(segmenter, data: SegmentationSet, val: Split, test: Split,
-              num_classes: int) -> Dict[str, float]:
-    """Fit, choose the epoch on val, score test once with it."""
-    best = {"val": -1.0}
-    epoch_seconds: List[float] = []
-    started = [time.perf_counter()]
-
-    def on_epoch_end(epoch: int, loss: float) -> None:
-        epoch_seconds.append(time.perf_counter() - started[0])
-        miou = score([segmenter.predict(im)[0] for im in val.images], val, num_classes)
-        if miou > best["val"]:
-            best.update(val=miou, epoch=epoch + 1,
-                        state={k: v.clone() for k, v in segmenter.net.state_dict().items()})
-        segmenter.net.train()
-        started[0] = time.perf_counter()
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="tag .* has no CAM response")
-        segmenter.fit(data, progress=False, on_epoch_end=on_epoch_end)
-    segmenter.net.load_state_dict(best.pop("state"))
-    start = time.perf_counter()
-    predictions = [segmenter.predict(im)[0] for im in test.images]
-    per_image = (time.perf_counter() - start) / len(test.images)
-    return {**best, "test": score(predictions, test, num_classes),
-            "s_per_epoch": float(np.mean(epoch_seconds)), "s_per_image": per_image}
 
 
 def benchmark_backbone(backbone: str, splits, class_names, args) -> Dict[str, dict]:
@@ -200,11 +133,9 @@ def benchmark_backbone(backbone: str, splits, class_names, args) -> Dict[str, di
         results["a2gnn"] = {"test": score(predictions, test, num_classes),
                             "s_per_image": (time.perf_counter() - start) / len(test.images)}
     if "two-step" in args.rows:
-        folder = Path(args.workdir) / f"pseudo_{backbone}_n{len(train.names)}"
         maps = pseudo_labels(train, cam, num_classes, args)
-        for name, label in zip(train.names, maps):
-            write_png(folder / f"{name}.png", label)
-        data = SegmentationSet(train.paths, labels=[folder / f"{n}.png" for n in train.names])
+        data = train.label_set(Path(args.workdir) / f"pseudo_{backbone}_n{len(train.names)}",
+                               maps)
         results["two-step"] = train_row(TwoStepSegmenter(class_names, **common), data, val,
                                         test, num_classes)
         results["two-step"]["pseudo_label_train_miou"] = score(maps, train, num_classes)
@@ -215,10 +146,7 @@ def benchmark_backbone(backbone: str, splits, class_names, args) -> Dict[str, di
                                      warmup_epochs=args.warmup_epochs)
             results[row] = train_row(segmenter, data, val, test, num_classes)
     if "full" in args.rows:
-        folder = Path(args.workdir) / f"gt_n{len(train.names)}"
-        for name, label in zip(train.names, train.labels):
-            write_png(folder / f"{name}.png", label)
-        data = SegmentationSet(train.paths, labels=[folder / f"{n}.png" for n in train.names])
+        data = train.label_set(Path(args.workdir) / f"gt_n{len(train.names)}", train.labels)
         results["full"] = train_row(TwoStepSegmenter(class_names, **common), data, val, test,
                                     num_classes)
     for row, result in results.items():

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from graphseg.data import kit_root, write_label_png
+from graphseg.data.weak_labels import scribbles_from_labels
 from graphseg.utils.io import write_png
 
 # The shared data kit sits beside the checkout (a user's clone has none);
@@ -98,7 +99,9 @@ def tiny():
 def squares_folder(tmp_path):
     """``squares_folder(count=12, size=48, seed=0)``: a folder with ``images/`` (grey
     noise with a red square, class 1, and/or a blue one, class 2), ``labels/`` (their
-    masks, 0 = background) and ``tags.json``; returns the folder."""
+    masks, 0 = background), ``scribbles/`` (one-pixel strokes along each region's
+    skeleton, 255 elsewhere: about 5 % of the pixels) and ``tags.json``; returns the
+    folder."""
     def make(count=12, size=48, seed=0, root=None):
         root = root or tmp_path / "squares"
         rng = np.random.default_rng(seed)
@@ -115,6 +118,8 @@ def squares_folder(tmp_path):
             name = f"sq{i:02d}"
             write_png(root / "images" / f"{name}.png", image)
             write_label_png(root / "labels" / f"{name}.png", label)
+            write_label_png(root / "scribbles" / f"{name}.png",
+                            scribbles_from_labels(label, width=1, min_area=4, seed=i))
             tags[name] = list(present)
         (root / "tags.json").write_text(json.dumps(tags))
         (root / "classes.txt").write_text("background\nred\nblue\n")

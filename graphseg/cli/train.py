@@ -8,6 +8,13 @@ Methods (:data:`graphseg.segmenters.METHODS`):
 * ``two-step``: the same segmentation network trained on label maps: pseudo
   labels (e.g. ``graphseg propagate --tags`` output; 255 = ignored), or full
   masks for the fully supervised upper bound.
+* ``dfr``: the Dynamic Feature Regularised loss (thesis chapter 4) from
+  scribbles (``STEM.png`` class ids on the strokes, 255 elsewhere, as
+  ``graphseg propagate --scribbles`` reads them).
+
+Any setting of the method's configuration (:mod:`graphseg.segmenters`) can be
+given with ``--set NAME=VALUE`` (repeatable), e.g. ``--set radius=3 --set
+gamma=0.95``; the dedicated flags are shorthands for the common ones.
 
 ``--out RUN`` is the run's folder: ``RUN/checkpoint.pt`` (written after every
 epoch), ``RUN/model.pt`` (the segmenter, after every epoch; ``graphseg predict
@@ -24,6 +31,7 @@ with no labelled pixel is left out with a note.  Under ``torchrun
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -75,6 +83,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     two.add_argument("--binary", action="store_true",
                      help="label maps are 0/255 masks: above 127 is class 1 (object)")
     _add_common(two)
+    dfr = methods.add_parser("dfr", help="DFR from scribbles (thesis ch. 4)",
+                             description="Train DFR (Dynamic Feature Regularised loss) from "
+                                         "scribbles.")
+    dfr.add_argument("--images", required=True, metavar="DIR", help="folder of photos")
+    dfr.add_argument("--scribbles", required=True, metavar="DIR",
+                     help="STEM.png scribbles: class ids on the strokes, 255 = unlabelled "
+                          "(as 'graphseg propagate --scribbles' reads them)")
+    _add_common(dfr)
+    dfr.add_argument("--kernel", choices=("dynamic", "static"),
+                     help="regulariser kernel: position + RGB + the consistency head's "
+                          "features (dynamic, default) or position + RGB (static)")
+    dfr.add_argument("--no-dfr", action="store_true",
+                     help="ablation: partial cross-entropy only (no regulariser, no "
+                          "consistency head)")
+    dfr.add_argument("--no-consistency-head", action="store_true",
+                     help="ablation: no feature consistency head (implies --kernel static)")
+    dfr.add_argument("--no-feature-distance", action="store_true",
+                     help="ablation: no feature distance loss (Eq. 4.11)")
+    dfr.add_argument("--no-feature-regularized", action="store_true",
+                     help="ablation: no feature regularised loss (Eq. 4.12)")
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -99,7 +127,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="global sub-branch attention (default rfam)")
     parser.add_argument("--epochs", type=int, help="passes over the photos (default 20)")
     parser.add_argument("--batch-size", type=int, help="photos per step (default 8)")
-    parser.add_argument("--lr", type=float, help="backbone learning rate (default 1e-3)")
+    parser.add_argument("--lr", type=float, help="backbone learning rate (default 1e-4)")
     parser.add_argument("--crop", type=int, help="training crop side in pixels (default 321)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -107,6 +135,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="torch threads (default all)")
     parser.add_argument("--restart", action="store_true",
                         help="start over instead of continuing the run in --out")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        dest="settings",
+                        help="any setting of the method's configuration, e.g. --set "
+                             "gamma=0.95 (repeatable)")
 
 
 def _background(values: Sequence[str], class_names: Optional[Sequence[str]]) -> List[int]:
@@ -123,16 +155,64 @@ def _background(values: Sequence[str], class_names: Optional[Sequence[str]]) -> 
     return ids
 
 
-def _settings(args: argparse.Namespace) -> dict:
+def _settings(args: argparse.Namespace, config_class) -> dict:
+    """The configuration settings the command line gives: the flags, then ``--set``."""
     names = {"backbone": "backbone", "attention": "attention", "epochs": "epochs",
              "batch_size": "batch_size", "lr": "lr", "crop": "crop",
-             "warmup_epochs": "warmup_epochs"}
+             "warmup_epochs": "warmup_epochs", "kernel": "kernel"}
     settings = {key: getattr(args, flag) for flag, key in names.items()
                 if getattr(args, flag, None) is not None}
-    for flag in ("energy", "bcd", "ce"):
+    for flag in ("energy", "bcd", "ce", "feature_distance", "feature_regularized"):
         if getattr(args, f"no_{flag}", False):
-            settings[f"{flag}_weight"] = 0.0
-    return {**settings, "seed": args.seed}
+            key = {"feature_distance": "fd", "feature_regularized": "fr"}.get(flag, flag)
+            settings[f"{key}_weight"] = 0.0
+    if getattr(args, "no_consistency_head", False) or getattr(args, "no_dfr", False):
+        settings.update(consistency_head=False, kernel="static")
+    if getattr(args, "no_dfr", False):
+        settings["dfr_weight"] = 0.0
+    settings["seed"] = args.seed
+    settings.update(parse_settings(args.settings, config_class, args.method))
+    return settings
+
+
+def parse_settings(items: Sequence[str], config_class, method: str) -> dict:
+    """``NAME=VALUE`` strings as typed settings of ``config_class`` (a dataclass):
+    numbers, booleans (true/false/1/0/yes/no), strings, and comma-separated tuples."""
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise UsageError(f"--set {item!r}: expected NAME=VALUE, e.g. --set gamma=0.95")
+        if name not in fields:
+            raise UsageError(f"--set {name}: not a setting of {method} "
+                             f"(settings: {', '.join(sorted(fields))})")
+        default = fields[name].default
+        try:
+            out[name] = _typed(value.strip(), default)
+        except ValueError as error:
+            raise UsageError(f"--set {name}={value}: {error}") from error
+    return out
+
+
+def _typed(value: str, default):
+    """``value`` converted to the type of ``default``."""
+    if isinstance(default, bool):
+        lowered = value.lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise ValueError("expected true or false")
+    if isinstance(default, tuple):
+        kind = type(default[0]) if default else float
+        return tuple(kind(v) for v in value.split(",") if v.strip())
+    if isinstance(default, int):
+        return int(value)
+    if isinstance(default, float):
+        return float(value)
+    return value
 
 
 def _read_labels(images: Path, labels: Optional[Path], names: Sequence[str], binary: bool,
@@ -185,13 +265,19 @@ def run(args: argparse.Namespace) -> int:
     device = f"cuda:{local}" if args.device == "cuda" and world > 1 else args.device
     if args.threads:
         torch.set_num_threads(args.threads)
+    segmenter_class = METHODS[args.method]
+    settings = _settings(args, segmenter_class.Config)
+    try:  # the settings are checked before any photo is read
+        segmenter_class.Config(**settings)
+    except (TypeError, ValueError) as error:
+        raise UsageError(str(error)) from error
     with reading("--classes"):
         class_names = read_classes(args.classes) if args.classes else None
     background = _background(args.background, class_names)
     names = stems(images)
     if not names:
         raise UsageError(f"--images {images}: no images")
-    tags, labels_dir = None, None
+    tags, labels_dir, labels_flag = None, None, None
     if args.method == "rrm":
         with reading("--tags"):
             tags = read_tags(args.tags, names, class_names)
@@ -199,7 +285,8 @@ def run(args: argparse.Namespace) -> int:
         if not names:
             raise UsageError(f"--tags {args.tags}: tags none of the photos in {images}")
     else:
-        labels_dir = check_folder("--labels", args.labels)
+        labels_flag = "--scribbles" if args.method == "dfr" else "--labels"
+        labels_dir = check_folder(labels_flag, getattr(args, labels_flag[2:]))
     lookup = background_lookup(background[1:], to=background[0])
     failures = Failures()
     binary = getattr(args, "binary", False)
@@ -228,14 +315,13 @@ def run(args: argparse.Namespace) -> int:
     for name, label in zip(names, maps):
         bad = class_ids_out_of_range(label, num_classes) if label is not None else []
         if len(bad):
-            raise UsageError(f"--labels {labels_dir}: {name}.png holds class ids "
+            raise UsageError(f"{labels_flag} {labels_dir}: {name}.png holds class ids "
                              f"{list(bad)[:5]} >= {num_classes} classes (give --classes or "
                              "--num-classes)")
     val = _validation(args, lookup, num_classes) if args.val_images else None
 
-    segmenter_class = METHODS[args.method]
     try:
-        segmenter = segmenter_class(class_names, background=background[0], **_settings(args))
+        segmenter = segmenter_class(class_names, background=background[0], **settings)
     except (TypeError, ValueError) as error:
         raise UsageError(str(error)) from error
     data = SegmentationSet(

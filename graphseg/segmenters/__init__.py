@@ -5,6 +5,8 @@ segment any photo (:mod:`graphseg.segmenters.base` has the protocol).
   thesis chapter 2, one step.
 * :class:`TwoStepSegmenter` (``"two-step"``): the same segmentation network trained
   on label maps (pseudo labels, or full masks for the fully supervised upper bound).
+* :class:`DFRSegmenter` (``"dfr"``): the Dynamic Feature Regularised loss from
+  scribbles, thesis chapter 4.
 
 :func:`load_segmenter` reads any of them back from the file
 :meth:`Segmenter.save` wrote.
@@ -22,7 +24,8 @@ from graphseg.segmenters.base import (
     SegmenterConfig,
     load_segmenter,
 )
-from graphseg.segmenters.rrm import RRMConfig, RRMSegmenter
+from graphseg.segmenters.dfr import DFRConfig, DFRSegmenter
+from graphseg.segmenters.rrm import RRMConfig, RRMNetConfig, RRMNetSegmenter, RRMSegmenter
 from graphseg.segmenters.two_step import TwoStepConfig, TwoStepSegmenter
 from graphseg.utils.deprecation import moved
 
@@ -36,5 +39,6 @@ __getattr__ = moved(__name__, {
                     "graphseg.training"),
 })
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "METHODS", "RRMConfig", "RRMSegmenter", "Segmenter",
-           "SegmenterConfig", "TwoStepConfig", "TwoStepSegmenter", "load_segmenter"]
+__all__ = ["DFRConfig", "DFRSegmenter", "FORMAT", "FORMAT_VERSION", "METHODS", "RRMConfig",
+           "RRMNetConfig", "RRMNetSegmenter", "RRMSegmenter", "Segmenter", "SegmenterConfig",
+           "TwoStepConfig", "TwoStepSegmenter", "load_segmenter"]

@@ -40,7 +40,6 @@ from graphseg.data.torch_dataset import SegmentationSet
 from graphseg.data.transforms import image_to_tensor, normalize
 from graphseg.metrics.confusion import ConfusionMatrix
 from graphseg.nn.backbones.registry import build_backbone
-from graphseg.nn.models.rrm import RRMNet
 from graphseg.refine.crf import PRESETS, dense_crf
 from graphseg.training.engine import fit
 from graphseg.utils.checks import check_choice, check_image, check_positive_int
@@ -72,17 +71,16 @@ class SegmenterConfig:
             (from scratch, for tests). (default: ``"espnetv2"``)
         pretrained (bool, optional): start the backbone from its weights (``small-cnn``
             has none). (default: ``True``)
-        attention (str, optional): the global sub-branch's attention, ``"rfam"``
-            (Eq. 2.8-2.12) or ``"plain"`` (non-local). (default: ``"rfam"``)
         crop (int, optional): training crop side, pixels. (default: ``321``)
         scale (tuple of float, optional): random rescale range. (default: ``(0.7, 1.3)``)
         flip (bool, optional): random horizontal flips. (default: ``True``)
         epochs (int, optional): passes over the training set. (default: ``20``)
         batch_size (int, optional): photos per batch (and process). (default: ``8``)
-        optimizer (str, optional): ``"adam"``, or ``"sgd"`` with momentum, the
-            thesis' (with ``lr=1e-3, weight_decay=5e-4`` for 40k steps of 8 photos);
-            Adam reaches a usable model in the few epochs a CPU affords.
-            (default: ``"adam"``)
+        optimizer (str, optional): ``"adam"`` (weight decay as an L2 term in the
+            gradient), ``"adamw"`` (decoupled weight decay, Loshchilov & Hutter; DFR's
+            thesis setting), or ``"sgd"`` with momentum, RRM's thesis setting (with
+            ``lr=1e-3, weight_decay=5e-4`` for 40k steps of 8 photos); Adam reaches a
+            usable model in the few epochs a CPU affords. (default: ``"adam"``)
         lr (float, optional): learning rate of the backbone; the heads get
             ``head_lr`` times it. (default: ``1e-4``)
         head_lr (float, optional): the heads' learning-rate factor (DeepLab's 10).
@@ -98,7 +96,6 @@ class SegmenterConfig:
 
     backbone: str = "espnetv2"
     pretrained: bool = True
-    attention: str = "rfam"
     crop: int = 321
     scale: Tuple[float, float] = (0.7, 1.3)
     flip: bool = True
@@ -115,9 +112,8 @@ class SegmenterConfig:
 
     def __post_init__(self):
         check_choice(self.backbone, "backbone", BACKBONES)
-        check_choice(self.attention, "attention", ("rfam", "plain"))
         check_choice(self.schedule, "schedule", ("poly", "cosine"))
-        check_choice(self.optimizer, "optimizer", ("adam", "sgd"))
+        check_choice(self.optimizer, "optimizer", ("adam", "adamw", "sgd"))
         for name in ("crop", "epochs", "batch_size", "width"):
             check_positive_int(getattr(self, name), name)
         check_positive_int(self.seed, "seed", minimum=0)
@@ -155,14 +151,12 @@ class Segmenter:
         **settings: fields of the method's configuration.
 
     Attributes:
-        net (torch.nn.Module): the network (:class:`~graphseg.nn.models.RRMNet`).
+        net (torch.nn.Module): the network (:meth:`build_model`).
         history (list of float): the loss of every training epoch so far.
     """
 
     method: ClassVar[str] = ""
     Config: ClassVar[Type[SegmenterConfig]] = SegmenterConfig
-    #: whether the network needs its classification branch (image-level tags)
-    classify: ClassVar[bool] = False
 
     def __init__(self, class_names: Sequence[str], *, background: int = 0,
                  config: Optional[SegmenterConfig] = None, **settings):
@@ -203,8 +197,14 @@ class Segmenter:
             torch.manual_seed(config.seed)
             backbone = build_backbone(
                 spec, pretrained=pretrained and config.backbone != "small-cnn")
-            return RRMNet(backbone, len(self.class_names), background=self.background,
-                          attention=config.attention, classify=self.classify)
+            return self.build_model(backbone)
+
+    def build_model(self, backbone: nn.Module) -> nn.Module:
+        """The method's network on ``backbone``: a module with ``backbone`` (its
+        parameters get the backbone learning rate), ``segment(images)`` (full-size
+        logits), ``architecture`` (plain values) and a ``forward`` that :meth:`loss`
+        understands."""
+        raise NotImplementedError
 
     # -- training -------------------------------------------------------------------
 
@@ -254,8 +254,8 @@ class Segmenter:
             optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
                                         weight_decay=config.weight_decay)
         else:
-            optimizer = torch.optim.Adam(groups, lr=config.lr,
-                                         weight_decay=config.weight_decay)
+            adam = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+            optimizer = adam(groups, lr=config.lr, weight_decay=config.weight_decay)
         settings = {k: v for k, v in config.to_dict().items()
                     if k not in ("epochs", "batch_size", "seed", "schedule")}
 

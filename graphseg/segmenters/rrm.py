@@ -42,26 +42,56 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Tuple
+from typing import ClassVar, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from graphseg.data.torch_dataset import SegmentationSet, multi_hot
 from graphseg.losses import balanced_cross_entropy, bcd_loss, dense_energy_loss
+from graphseg.nn.models.rrm import ATTENTIONS, RRMNet
 from graphseg.refine.crf import PRESETS
 from graphseg.seeds.cam import cam_probabilities, reliable_regions
 from graphseg.segmenters.base import Segmenter, SegmenterConfig, register
 from graphseg.utils.checks import check_choice, check_fraction, check_positive_int
 from graphseg.utils.constants import IGNORE
 
-__all__ = ["RRMConfig", "RRMSegmenter"]
+__all__ = ["RRMConfig", "RRMNetConfig", "RRMNetSegmenter", "RRMSegmenter"]
 
 
 @dataclass
-class RRMConfig(SegmenterConfig):
-    """:class:`~graphseg.segmenters.SegmenterConfig` and
+class RRMNetConfig(SegmenterConfig):
+    """:class:`~graphseg.segmenters.SegmenterConfig` and, for the segmenters on
+    :class:`~graphseg.nn.models.RRMNet` (RRM, two-step),
+
+    Args:
+        attention (str, optional): the global sub-branch's attention, ``"rfam"``
+            (Eq. 2.8-2.12) or ``"plain"`` (non-local). (default: ``"rfam"``)
+    """
+
+    attention: str = "rfam"
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_choice(self.attention, "attention", ATTENTIONS)
+
+
+class RRMNetSegmenter(Segmenter):
+    """A segmenter on :class:`~graphseg.nn.models.RRMNet`."""
+
+    Config = RRMNetConfig
+    #: whether the network needs its classification branch (image-level tags)
+    classify: ClassVar[bool] = False
+
+    def build_model(self, backbone: nn.Module) -> nn.Module:
+        return RRMNet(backbone, len(self.class_names), background=self.background,
+                      attention=self.config.attention, classify=self.classify)
+
+
+@dataclass
+class RRMConfig(RRMNetConfig):
+    """:class:`RRMNetConfig` and
 
     Args:
         warmup_epochs (int, optional): epochs of the classification loss alone.
@@ -115,7 +145,7 @@ class RRMConfig(SegmenterConfig):
 
 
 @register
-class RRMSegmenter(Segmenter):
+class RRMSegmenter(RRMNetSegmenter):
     """RRM from image-level tags (see the module notes)."""
 
     method = "rrm"

@@ -22,14 +22,15 @@ import torch.nn.functional as F
 
 from graphseg.data.torch_dataset import SegmentationSet
 from graphseg.losses import balanced_cross_entropy
-from graphseg.segmenters.base import Segmenter, SegmenterConfig, register
+from graphseg.segmenters.base import register
+from graphseg.segmenters.rrm import RRMNetConfig, RRMNetSegmenter
 
 __all__ = ["TwoStepConfig", "TwoStepSegmenter"]
 
 
 @dataclass
-class TwoStepConfig(SegmenterConfig):
-    """:class:`~graphseg.segmenters.SegmenterConfig` and
+class TwoStepConfig(RRMNetConfig):
+    """:class:`~graphseg.segmenters.RRMNetConfig` and
 
     Args:
         balanced (bool, optional): average the cross-entropy of background and
@@ -41,7 +42,7 @@ class TwoStepConfig(SegmenterConfig):
 
 
 @register
-class TwoStepSegmenter(Segmenter):
+class TwoStepSegmenter(RRMNetSegmenter):
     """The segmentation network on label maps (see the module notes)."""
 
     method = "two-step"

@@ -81,6 +81,65 @@ def test_train_rrm_from_tags(squares_folder, tmp_path, capsys, restore_threads):
                  str(root / "images"), "--out", str(tmp_path / "m"), "--threads", "1"]) == 0
 
 
+def _dfr(root, out, *extra):
+    return ["train", "dfr", "--images", str(root / "images"), "--scribbles",
+            str(root / "scribbles"), "--classes", str(root / "classes.txt"), "--out", str(out),
+            *SMALL, "--set", "channels=8", "--set", "feature_dim=8", *extra]
+
+
+def test_train_dfr_from_scribbles_resumes_and_predicts(squares_folder, tmp_path, capsys,
+                                                       restore_threads):
+    root = squares_folder(count=4)
+    run = tmp_path / "dfr"
+    assert main(_dfr(root, run, "--epochs", "1", "--set", "gamma=0.9", "--set",
+                     "radius=3")) == 0
+    log = json.loads((run / "train.json").read_text())
+    assert log["method"] == "dfr" and len(log["epochs"]) == 1
+    config = log["config"]
+    assert (config["gamma"], config["radius"], config["channels"]) == (0.9, 3, 8)
+    assert (config["kernel"], config["consistency_head"], config["optimizer"]) == (
+        "dynamic", True, "adamw")
+    # the same command again continues (here: nothing is left); other settings are refused
+    assert main(_dfr(root, run, "--epochs", "1", "--set", "gamma=0.9", "--set",
+                     "radius=3")) == 0
+    assert len(json.loads((run / "train.json").read_text())["epochs"]) == 1
+    assert main(_dfr(root, run, "--epochs", "1", "--set", "gamma=0.8", "--set",
+                     "radius=3")) == 2
+    assert "'gamma'" in capsys.readouterr().err
+    out = tmp_path / "masks"
+    assert main(["predict", "--model", str(run), "--images", str(root / "images"), "--out",
+                 str(out), "--gt", str(root / "labels"), "--threads", "1"]) == 0
+    assert "wrote 4 label maps" in capsys.readouterr().out
+    # the ablation flags are settings of the model file
+    static = tmp_path / "static"
+    assert main(_dfr(root, static, "--epochs", "1", "--no-consistency-head")) == 0
+    config = json.loads((static / "train.json").read_text())["config"]
+    assert (config["kernel"], config["consistency_head"]) == ("static", False)
+    pce = tmp_path / "pce"
+    assert main(_dfr(root, pce, "--epochs", "1", "--no-dfr")) == 0
+    assert json.loads((pce / "train.json").read_text())["config"]["dfr_weight"] == 0.0
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--set", "gamma"], "--set 'gamma': expected NAME=VALUE, e.g. --set gamma=0.95"),
+    (["--set", "lambda=1"], "--set lambda: not a setting of dfr (settings: "),
+    (["--set", "radius=two"], "--set radius=two: invalid literal for int()"),
+    (["--set", "consistency_head=maybe"], "--set consistency_head=maybe: expected true or "
+                                          "false"),
+    (["--set", "gamma=2"], "gamma must be in (0, 1), got 2.0"),
+    (["--set", "consistency_head=false"], "kernel='dynamic' takes its features from the "
+                                          "consistency head"),
+])
+def test_train_dfr_refuses_bad_settings_before_reading_photos(extra, message, squares_folder,
+                                                              tmp_path, capsys):
+    root = squares_folder(count=2)
+    (root / "images" / "sq01.png").write_bytes(b"broken")  # never reached
+    assert main(_dfr(root, tmp_path / "run", *extra)) == 2
+    err = capsys.readouterr().err
+    assert message in err and "sq01" not in err
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("case, message", [
     ("out_is_a_file", "--out {tmp}/out.txt: exists and is not a folder"),
     ("unknown_tag", "--tags {tmp}/tags.json 'sq00': class index 9 outside 0..2"),
