@@ -33,8 +33,8 @@ COMMANDS = {
     "propagate": "dense masks for a folder of photos from boxes, scribbles, points or tags "
                  "(seeds, graph, A2GNN, CRF)",
     "train-affinity": "train the affinity CNN (graph edges) on seed maps",
-    "train": "train a segmenter on a folder of photos: RRM from tags, or the two-step "
-             "network on label maps",
+    "train": "train a segmenter on a folder of photos: RRM from tags, DFR from scribbles, "
+             "or the two-step network on label maps",
     "predict": "class maps for a folder of photos from a trained segmenter",
 }
 

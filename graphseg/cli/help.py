@@ -159,6 +159,9 @@ examples:
       --classes $SAMPLE/msrc_v2/classes.txt --out rrm-run/
   graphseg propagate --images photos/ --tags tags.json --classes classes.txt --out pseudo/
   graphseg train two-step --images photos/ --labels pseudo/ --out two-step-run/
+  graphseg weak-labels --from $SAMPLE/msrc_v2 --kind scribbles --out scribbles/
+  graphseg train dfr --images $SAMPLE/msrc_v2/images --scribbles scribbles/ \
+      --classes $SAMPLE/msrc_v2/classes.txt --set radius=3 --out dfr-run/
   torchrun --nproc_per_node 2 -m graphseg train rrm --images photos/ --tags tags.json \\
       --out rrm-run/
 
