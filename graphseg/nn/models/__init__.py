@@ -1,5 +1,6 @@
 """Models built from the layers in :mod:`graphseg.nn.conv`, the affinity CNN and the CAM
-classifiers, and the segmentation networks: RRM (thesis chapter 2) and DFR (chapter 4)."""
+classifiers, and the segmentation networks: RRM (thesis chapter 2), DFR (chapter 4) and
+the few-shot SCL (chapter 5)."""
 from graphseg.nn.models.a2gnn import A2GNN, A2GNNOutput
 from graphseg.nn.models.affinity_net import (
     AffinityNet,
@@ -17,9 +18,11 @@ from graphseg.nn.models.cam import (
 )
 from graphseg.nn.models.dfr import DFRNet, DFROutput, build_dfr_net
 from graphseg.nn.models.rrm import RRMNet, RRMOutput, build_rrm_net
+from graphseg.nn.models.scl import FewShotFeatures, SCLNet, SCLOutput, build_scl_net
 
 __all__ = ["A2GNN", "A2GNNOutput", "AffinityNet", "AffinityOutput", "CAMClassifier",
-           "DFRNet", "DFROutput", "ESPNetv2Features", "RRMNet", "RRMOutput",
-           "affinity_graph", "affinity_maps", "build_dfr_net", "build_rrm_net",
+           "DFRNet", "DFROutput", "ESPNetv2Features", "FewShotFeatures", "RRMNet",
+           "RRMOutput", "SCLNet", "SCLOutput", "affinity_graph", "affinity_maps",
+           "build_dfr_net", "build_rrm_net", "build_scl_net",
            "espnetv2_cam_classifier", "load_classifier", "save_classifier",
            "small_cam_classifier"]
