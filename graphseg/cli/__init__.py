@@ -36,6 +36,8 @@ COMMANDS = {
     "train": "train a segmenter on a folder of photos: RRM from tags, DFR from scribbles, "
              "or the two-step network on label maps",
     "predict": "class maps for a folder of photos from a trained segmenter",
+    "few-shot": "masks of one object in a folder of photos from a few photos where it is "
+                "drawn (SCL, or the training-free prototype baseline)",
 }
 
 

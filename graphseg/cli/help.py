@@ -184,6 +184,20 @@ examples:
 
 output: OUT/STEM.png (uint8 class index, VOC palette), OUT/probs/STEM.npz with
 --save-probs, OUT/manifest.json (arguments, the model, every photo's status).""",
+
+    "few-shot": """\
+examples:
+  graphseg few-shot --support my-object/ --images photos/ --out masks/
+  graphseg train scl --images photos/ --labels labels/ --classes classes.txt \\
+      --background 0 --fold 0 --out scl-run/
+  graphseg few-shot --support my-object/ --images photos/ --out masks/ \\
+      --model scl-run/ --refine crf --gt photo-masks/
+
+files:
+  --support DIR   N.jpg + N.png (FSS-1000), or DIR/images/N.jpg + DIR/masks/N.png;
+                  a mask is the object above 127 (0/255), or 1 on a 0/1 map
+output: OUT/STEM.png (uint8, 255 = object, 0 = background), OUT/manifest.json
+(arguments, the model, the support's digest, every photo's status).""",
 }
 
 

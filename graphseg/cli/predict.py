@@ -20,22 +20,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from graphseg.cli.batch import (
-    Interrupted,
-    interrupted_exit,
-    load_manifest,
-    recorded_failures,
-    score_folder,
-    stamp,
-)
+from graphseg.cli.batch import FolderRun, score_folder
 from graphseg.cli.failures import (
     FILE_ERRORS,
     UsageError,
@@ -46,7 +37,7 @@ from graphseg.cli.failures import (
 from graphseg.data.dataset import find_file, stems
 from graphseg.data.formats import write_label_png
 from graphseg.refine.crf import PRESETS
-from graphseg.utils.io import atomic_open, read_image, write_json
+from graphseg.utils.io import atomic_open, read_image
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,57 +99,24 @@ def run(args: argparse.Namespace) -> int:
     settings = {"model": str(model_path.resolve()), "model_sha256": _digest(model_path),
                 "scales": list(args.scales), "flip": args.flip, "crf": args.crf,
                 "max_side": args.max_side}
-    manifest_path = out / "manifest.json"
-    manifest = load_manifest(manifest_path)
-    records = manifest.setdefault("images", {})
-    done = {n for n in names if (out / f"{n}.png").is_file()
-            and (not args.save_probs or (out / "probs" / f"{n}.npz").is_file())}
-    if manifest.get("settings") == settings:
-        # a map the last run wrote but had no time to record (killed between the two
-        # writes) was made by these settings: its file is newer than that run's start
-        for name in done - {n for n in records if records[n].get("status") == "ok"}:
-            if (out / f"{name}.png").stat().st_mtime >= manifest.get("since", float("inf")):
-                records[name] = {"status": "ok", "settings": settings}
-    stale = sorted(n for n in done if records.get(n, {}).get("settings") != settings)
-    if stale and not args.overwrite:
-        raise UsageError(f"--out {out}: {len(stale)} label maps there ({', '.join(stale[:3])}"
-                         f"{', ...' if len(stale) > 3 else ''}) were made by another model or "
-                         "other options; rerun with --overwrite to recompute them, or choose "
-                         "another --out")
-    todo = names if args.overwrite else [n for n in names if n not in done]
-    manifest.update(command=["graphseg", *sys.argv[1:]], method=segmenter.method,
-                    class_names=list(segmenter.class_names), settings=settings,
-                    versions={"torch": str(torch.__version__)},
-                    started=time.strftime("%Y-%m-%dT%H:%M:%S"), since=time.time())
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(manifest_path, manifest)
-    print(f"{len(names)} photos, {len(names) - len(todo)} already done; {segmenter.method} "
-          f"model {model_path} ({len(segmenter.class_names)} classes), device {args.device}")
-
-    interrupted = Interrupted()
-    with interrupted, tqdm(total=len(todo), desc="predict", unit="image") as bar:
-        for name in todo:
-            records[name] = _one(segmenter, images, out, name, args)
-            if records[name]["status"] == "ok":
-                records[name]["settings"] = settings
-            write_json(manifest_path, manifest)
-            bar.update()
-    if interrupted.caught:
-        stamp(manifest, manifest_path, "interrupted")
-        return interrupted_exit(sum(records.get(n, {}).get("settings") == settings
-                                    for n in names), len(names), out, "photos")
-    stamp(manifest, manifest_path, "finished")
-    failures = recorded_failures(records, names)
-    written = sum(records.get(n, {}).get("status") == "ok" for n in todo)
-    print(f"wrote {written} label maps to {out}, {len(names) - len(todo)} there already "
-          f"(manifest: {manifest_path})")
+    folder = FolderRun(names, out, settings, overwrite=args.overwrite, complete=lambda n: (
+        (out / f"{n}.png").is_file()
+        and (not args.save_probs or (out / "probs" / f"{n}.npz").is_file())))
+    print(f"{len(names)} photos, {len(names) - len(folder.todo)} already done; "
+          f"{segmenter.method} model {model_path} ({len(segmenter.class_names)} classes), "
+          f"device {args.device}")
+    code = folder.run(lambda name: _one(segmenter, images, out, name, args), desc="predict",
+                      method=segmenter.method, class_names=list(segmenter.class_names),
+                      versions={"torch": str(torch.__version__)})
+    if code is not None:
+        return code
     if gt is not None:
         confusion = score_folder(names, out, gt, len(segmenter.class_names))
         if confusion.pixels:
             print(f"mIoU {100 * confusion.miou():.2f} over "
                   f"{sum((out / f'{n}.png').is_file() for n in names)} photos (per class: "
                   f"{', '.join(f'{100 * v:.1f}' for v in confusion.iou())})")
-    return failures.report(len(names))
+    return folder.report()
 
 
 def _one(segmenter, images: Path, out: Path, name: str, args) -> dict:

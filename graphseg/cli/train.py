@@ -11,6 +11,8 @@ Methods (:data:`graphseg.segmenters.METHODS`):
 * ``dfr``: the Dynamic Feature Regularised loss (thesis chapter 4) from
   scribbles (``STEM.png`` class ids on the strokes, 255 elsewhere, as
   ``graphseg propagate --scribbles`` reads them).
+* ``scl``: the few-shot segmenter SCL (thesis chapter 5) on episodes of class-labelled
+  photos, for ``graphseg few-shot --model RUN`` (:mod:`graphseg.cli.train_scl`).
 
 Any setting of the method's configuration (:mod:`graphseg.segmenters`) can be
 given with ``--set NAME=VALUE`` (repeatable), e.g. ``--set radius=3 --set
@@ -42,6 +44,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from graphseg.cli import train_scl
 from graphseg.cli.failures import Failures, UsageError, check_folder, check_out_folder, reading
 from graphseg.data.classes import background_lookup, read_classes
 from graphseg.data.dataset import find_file, stems
@@ -103,6 +106,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="ablation: no feature distance loss (Eq. 4.11)")
     dfr.add_argument("--no-feature-regularized", action="store_true",
                      help="ablation: no feature regularised loss (Eq. 4.12)")
+    scl = methods.add_parser("scl", help="the few-shot segmenter SCL on episodes (thesis "
+                                         "ch. 5), for graphseg few-shot",
+                             description=train_scl.__doc__.split("\n\n")[0],
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    train_scl.add_arguments(scl)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -247,6 +255,9 @@ def _read_labels(images: Path, labels: Optional[Path], names: Sequence[str], bin
 def run(args: argparse.Namespace) -> int:
     from graphseg.data.torch_dataset import SegmentationSet
     from graphseg.segmenters import METHODS
+
+    if args.method == "scl":
+        return train_scl.run(args)
 
     # -- pre-flight: every argument checked before any work -----------------------
     images = check_folder("--images", args.images)

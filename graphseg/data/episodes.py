@@ -156,7 +156,8 @@ class ClassPhotos:
         ``CLASS/masks/N.png`` (the data kit's layout).  ``root`` itself may be one
         class folder in either layout (it has ``images/``, or photos of its own):
         then it is the only class.  Mask values above 127 are the object (colour
-        masks are read as grey).  Hidden subfolders (``.name``) are skipped.
+        masks are read as grey); a mask whose largest value is 1 is a 0/1 map, its
+        1 the object.  Hidden subfolders (``.name``) are skipped.
 
         Args:
             root (str or os.PathLike): the folder.
@@ -198,7 +199,9 @@ class ClassPhotos:
                                      f"but {image_path.name} is {image.shape[1]}x"
                                      f"{image.shape[0]}")
                 images.append(image)
-                labels.append(np.where(mask > 127, cls_id, 0).astype(np.uint8))
+                # a 0/1 map (largest value 1) marks the object with 1
+                threshold = 0 if mask.max() == 1 else 127
+                labels.append(np.where(mask > threshold, cls_id, 0).astype(np.uint8))
                 names.append(f"{folder.name}/{name}")
         return cls(images, labels, names=names,
                    class_names=("background", *(f.name for f in folders)),

@@ -8,6 +8,11 @@ segment any photo (:mod:`graphseg.segmenters.base` has the protocol).
 * :class:`DFRSegmenter` (``"dfr"``): the Dynamic Feature Regularised loss from
   scribbles, thesis chapter 4.
 
+Few-shot segmenters (:mod:`graphseg.segmenters.few_shot`) segment an object in new
+photos from K photos with its mask: :class:`SCLSegmenter` (thesis chapter 5, trained
+on episodes of other classes; :func:`load_few_shot`) and the training-free
+:class:`PrototypeSegmenter`.
+
 :func:`load_segmenter` reads any of them back from the file
 :meth:`Segmenter.save` wrote.
 
@@ -25,6 +30,12 @@ from graphseg.segmenters.base import (
     load_segmenter,
 )
 from graphseg.segmenters.dfr import DFRConfig, DFRSegmenter
+from graphseg.segmenters.few_shot import (
+    PrototypeSegmenter,
+    SCLConfig,
+    SCLSegmenter,
+    load_few_shot,
+)
 from graphseg.segmenters.rrm import RRMConfig, RRMNetConfig, RRMNetSegmenter, RRMSegmenter
 from graphseg.segmenters.two_step import TwoStepConfig, TwoStepSegmenter
 from graphseg.utils.deprecation import moved
@@ -39,6 +50,7 @@ __getattr__ = moved(__name__, {
                     "graphseg.training"),
 })
 
-__all__ = ["DFRConfig", "DFRSegmenter", "FORMAT", "FORMAT_VERSION", "METHODS", "RRMConfig",
-           "RRMNetConfig", "RRMNetSegmenter", "RRMSegmenter", "Segmenter", "SegmenterConfig",
-           "TwoStepConfig", "TwoStepSegmenter", "load_segmenter"]
+__all__ = ["DFRConfig", "DFRSegmenter", "FORMAT", "FORMAT_VERSION", "METHODS",
+           "PrototypeSegmenter", "RRMConfig", "RRMNetConfig", "RRMNetSegmenter", "RRMSegmenter",
+           "SCLConfig", "SCLSegmenter", "Segmenter", "SegmenterConfig", "TwoStepConfig",
+           "TwoStepSegmenter", "load_few_shot", "load_segmenter"]
