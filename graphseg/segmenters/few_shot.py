@@ -390,7 +390,8 @@ class SCLSegmenter(_FewShot):
     def fit(self, photos: ClassPhotos, classes: Sequence[int], *,
             checkpoint: Optional[PathLike] = None, resume: bool = True,
             device: Union[str, torch.device] = "cpu", progress: bool = True,
-            on_epoch_end: Optional[Callable[[int, float], None]] = None) -> list:
+            on_epoch_end: Optional[Callable[[int, float], None]] = None,
+            encoded: Optional[list] = None) -> list:
         """Train on 1-shot episodes of ``classes`` drawn from ``photos``.
 
         Args:
@@ -402,6 +403,9 @@ class SCLSegmenter(_FewShot):
             device (str or torch.device, optional): (default: ``"cpu"``)
             progress (bool, optional): progress bars. (default: ``True``)
             on_epoch_end (callable, optional): ``on_epoch_end(epoch, loss)``.
+            encoded (list, optional): :meth:`encode_photos` of ``photos`` by a segmenter
+                with the same encoder and size (the encoder is frozen: models trained
+                on one set of photos can share it). (default: ``None``, computed)
 
         Returns:
             list: the loss of every epoch.
@@ -410,7 +414,11 @@ class SCLSegmenter(_FewShot):
         sampler = EpisodeSampler(photos, classes, shots=1, episodes_per_epoch=config.episodes,
                                  seed=config.seed)
         device = torch.device(device)
-        encoded = self.encode_photos(photos, device, progress)
+        if encoded is None:
+            encoded = self.encode_photos(photos, device, progress)
+        elif len(encoded) != len(photos):
+            raise ValueError(f"encoded holds {len(encoded)} photos but photos has "
+                             f"{len(photos)}")
         params = list(self.net.trainable_parameters())
         if config.optimizer == "sgd":
             optimizer = torch.optim.SGD(params, lr=config.lr, momentum=0.9,
