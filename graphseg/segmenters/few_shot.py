@@ -57,7 +57,7 @@ from graphseg.data.transforms import normalize
 from graphseg.metrics.few_shot import FewShotScores
 from graphseg.nn.backbones.registry import build_backbone
 from graphseg.nn.functional.few_shot import prototype_segmentation
-from graphseg.nn.models.scl import FewShotFeatures, SCLNet
+from graphseg.nn.models.scl import FewShotFeatures, SCLNet, encode_few_shot
 from graphseg.propagation.refinement import REFINEMENTS, refine_probabilities
 from graphseg.training.engine import fit
 from graphseg.utils.checks import check_choice, check_image, check_positive_int
@@ -215,17 +215,19 @@ class PrototypeSegmenter(_FewShot):
         self.encoder_name, self.size, self.scale = encoder, int(size), float(scale)
         spec = {"name": encoder} if encoder != "small-cnn" else {"name": encoder, "width": 16}
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            # SCLNet's encoding (stride-8 + 16 levels) without its trainable parts' use
-            self.net = SCLNet(build_backbone(spec, pretrained=encoder != "small-cnn"),
-                              channels=8).eval()
+            torch.manual_seed(0)  # small-cnn's random weights
+            #: the frozen encoder (SCL's encoding of its stride-8 and 16 levels)
+            self.net = build_backbone(spec, pretrained=encoder != "small-cnn").eval()
+        self.net.requires_grad_(False)
 
     def describe(self) -> str:
         return (f"the training-free prototype baseline (masked-average prototypes on the "
                 f"frozen {self.encoder_name} encoder's features, cosine matching)")
 
     def _encode(self, image):
-        return self.net.encode(_photo_tensor(check_image(image), self.size)).mid
+        device = next(self.net.parameters()).device
+        return encode_few_shot(self.net, _photo_tensor(check_image(image),
+                                                       self.size).to(device)).mid
 
     def _guided(self, supports, masks, query, cgm):
         return torch.stack([prototype_segmentation(query, features, mask,

@@ -18,11 +18,17 @@ from graphseg.nn.models.cam import (
 )
 from graphseg.nn.models.dfr import DFRNet, DFROutput, build_dfr_net
 from graphseg.nn.models.rrm import RRMNet, RRMOutput, build_rrm_net
-from graphseg.nn.models.scl import FewShotFeatures, SCLNet, SCLOutput, build_scl_net
+from graphseg.nn.models.scl import (
+    FewShotFeatures,
+    SCLNet,
+    SCLOutput,
+    build_scl_net,
+    encode_few_shot,
+    few_shot_levels,
+)
 
-__all__ = ["A2GNN", "A2GNNOutput", "AffinityNet", "AffinityOutput", "CAMClassifier",
-           "DFRNet", "DFROutput", "ESPNetv2Features", "FewShotFeatures", "RRMNet",
-           "RRMOutput", "SCLNet", "SCLOutput", "affinity_graph", "affinity_maps",
-           "build_dfr_net", "build_rrm_net", "build_scl_net",
-           "espnetv2_cam_classifier", "load_classifier", "save_classifier",
-           "small_cam_classifier"]
+__all__ = ["A2GNN", "A2GNNOutput", "AffinityNet", "AffinityOutput", "CAMClassifier", "DFRNet",
+           "DFROutput", "ESPNetv2Features", "FewShotFeatures", "RRMNet", "RRMOutput", "SCLNet",
+           "SCLOutput", "affinity_graph", "affinity_maps", "build_dfr_net", "build_rrm_net",
+           "build_scl_net", "encode_few_shot", "espnetv2_cam_classifier", "few_shot_levels",
+           "load_classifier", "save_classifier", "small_cam_classifier"]

@@ -32,7 +32,8 @@ from graphseg.nn.functional.few_shot import (
 from graphseg.utils.checks import check_positive_int, check_tensor
 from graphseg.utils.constants import IGNORE
 
-__all__ = ["FewShotFeatures", "SCLNet", "SCLOutput", "build_scl_net"]
+__all__ = ["FewShotFeatures", "SCLNet", "SCLOutput", "build_scl_net", "encode_few_shot",
+           "few_shot_levels"]
 
 # The encoder levels concatenated into the mid-level features (CANet / PFENet: ResNet
 # layer2 + layer3, strides 8 and 8-dilated; here the levels of stride 8 and 16).
@@ -49,6 +50,37 @@ class FewShotFeatures(NamedTuple):
     concatenated at the finest of them's size (:attr:`SCLNet.mid_levels`)."""
     high: Tensor
     """``(B, C_high, h', w')`` the encoder's last level, for the prior mask."""
+
+
+def few_shot_levels(strides) -> Tuple[Tuple[int, ...], int]:
+    """``(mid_levels, finest)``: the indices of the encoder levels of stride 8 and 16
+    (:data:`MID_STRIDES`) and of the finest of them, whose size the mid-level
+    features take."""
+    levels = tuple(i for i, s in enumerate(strides) if s in MID_STRIDES)
+    if not levels:
+        raise ValueError(f"the encoder has no level of stride 8 or 16 for the mid-level "
+                         f"features (strides {tuple(strides)})")
+    return levels, min(levels, key=lambda i: strides[i])
+
+
+@torch.no_grad()
+def encode_few_shot(encoder: nn.Module, images: Tensor) -> FewShotFeatures:
+    """A frozen encoder's :class:`FewShotFeatures` of ``(B, 3, H, W)`` images (no
+    gradient; the encoder is put in eval mode): ``mid`` its stride-8 and stride-16
+    levels concatenated at the finest of them's size (bilinear), ``high`` its last
+    level.  :class:`SCLNet` and the training-free prototype baseline share it."""
+    check_tensor(images, "images")
+    if images.dim() != 4 or images.size(1) != 3:
+        raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+    if encoder.training:
+        encoder.eval()
+    mid_levels, finest = few_shot_levels(encoder.strides)
+    levels = encoder.forward_features(images)
+    size = levels[finest].shape[-2:]
+    mid = [levels[i] if levels[i].shape[-2:] == size else
+           F.interpolate(levels[i], size=size, mode="bilinear", align_corners=False)
+           for i in mid_levels]
+    return FewShotFeatures(torch.cat(mid, dim=1), levels[-1])
 
 
 class SCLOutput(NamedTuple):
@@ -229,13 +261,7 @@ class SCLNet(nn.Module):
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not (
                 0 <= dropout < 1):
             raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
-        self.mid_levels: Tuple[int, ...] = tuple(i for i, s in enumerate(strides)
-                                                 if s in MID_STRIDES)
-        if not self.mid_levels:
-            raise ValueError(f"the encoder has no level of stride 8 or 16 for the mid-level "
-                             f"features (strides {strides})")
-        finest = min(self.mid_levels, key=lambda i: strides[i])
-        self._size_level = finest
+        self.mid_levels, finest = few_shot_levels(strides)
         self.stride = int(strides[finest])
         self.mid_channels = int(sum(in_channels[i] for i in self.mid_levels))
         self.high_channels = int(in_channels[-1])
@@ -290,17 +316,7 @@ class SCLNet(nn.Module):
         """The frozen encoder's :class:`FewShotFeatures` of ``(B, 3, H, W)`` images
         (no gradient): ``mid`` the levels :attr:`mid_levels` concatenated at the
         finest of them's size (bilinear), ``high`` the last level."""
-        check_tensor(images, "images")
-        if images.dim() != 4 or images.size(1) != 3:
-            raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
-        if self.encoder.training:
-            self.encoder.eval()
-        levels = self.encoder.forward_features(images)
-        size = levels[self._size_level].shape[-2:]
-        mid = [levels[i] if levels[i].shape[-2:] == size else
-               F.interpolate(levels[i], size=size, mode="bilinear", align_corners=False)
-               for i in self.mid_levels]
-        return FewShotFeatures(torch.cat(mid, dim=1), levels[-1])
+        return encode_few_shot(self.encoder, images)
 
     # ------------------------------------------------------------------- forward
     def _check_features(self, features, name: str) -> FewShotFeatures:
