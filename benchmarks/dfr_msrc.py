@@ -115,7 +115,8 @@ def benchmark_msrc(backbone: str, splits, class_names, args):
                                maps)
         rows = [r for r in DFR_ROWS if r in args.rows and (length == 1.0 or r == "dfr")]
         for row in rows:
-            segmenter = DFRSegmenter(class_names, **common, **DFR_ROWS[row])
+            weight = {} if row == "pce" else {"dfr_weight": args.dfr_weight}
+            segmenter = DFRSegmenter(class_names, **common, **{**weight, **DFR_ROWS[row]})
             key = row if length == 1.0 else f"{row}@{length}"
             results[key] = {**train_row(segmenter, data, val, test, num_classes),
                             "length": length, "labelled": share}
@@ -226,6 +227,8 @@ def main(argv=None) -> int:
                  "grabcut-limit", "ft-epochs", "ft-crops"):
         parser.add_argument(f"--{flag}", type=int)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--dfr-weight", type=float, default=1e-2,
+                        help="lambda1 of the regularised rows (default 1e-2, the thesis')")
     args = parser.parse_args(argv)
     apply_defaults(args, QUICK, FULL)
     if 1.0 not in args.lengths:

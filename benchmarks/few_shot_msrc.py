@@ -14,9 +14,10 @@ For each fold, the trained rows train on 1-shot episodes of the other twelve cla
 drawn from the *train* photos; the test episodes (a query and K supports of one
 held-out class, the query not among them) come from the *test* photos, fixed by the
 episode seed (``--episodes`` per fold and seed, ``--seeds`` seeds: the protocol is 1000
-and 5).  A class needs K + 1 photos with at least 64 of its pixels: horse, which has
-2 train and 3 test photos, takes part in 1-shot but not in 5-shot episodes (fold 0's
-5-shot score is then over three classes).  The schedule is fixed beforehand; nothing
+and 5).  A class needs K + 1 photos with at least 64 of its pixels: horse has 2 train
+and 1 test photo, so it trains (in folds 1-3) but forms no test episode, and fold 0 is
+scored over cow, sheep and aeroplane; bicycle (6 test photos), cat (8) and boat (7)
+take part in 5-shot episodes with few distinct queries.  The schedule is fixed beforehand; nothing
 is chosen on the test episodes.  Scores: the mean over classes of the foreground IoU
 accumulated over each class's episodes (the Pascal-5i metric) and FB-IoU, at the
 photos' resolution, averaged over the episode seeds (and the folds for "mean").

@@ -149,7 +149,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                              "gamma=0.95 (repeatable)")
 
 
-def _background(values: Sequence[str], class_names: Optional[Sequence[str]]) -> List[int]:
+def class_ids(values: Sequence[str], class_names: Optional[Sequence[str]],
+              flag: str = "--background") -> List[int]:
+    """The class ids that ``values`` (ids, or names with ``class_names``) give to ``flag``."""
     ids = []
     for value in values:
         if value.isdigit():
@@ -159,7 +161,7 @@ def _background(values: Sequence[str], class_names: Optional[Sequence[str]]) -> 
         else:
             known = f" (classes: {', '.join(class_names)})" if class_names else \
                 " (names need --classes)"
-            raise UsageError(f"--background {value}: not a class id or name{known}")
+            raise UsageError(f"{flag} {value}: not a class id or name{known}")
     return ids
 
 
@@ -284,7 +286,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from error
     with reading("--classes"):
         class_names = read_classes(args.classes) if args.classes else None
-    background = _background(args.background, class_names)
+    background = class_ids(args.background, class_names)
     names = stems(images)
     if not names:
         raise UsageError(f"--images {images}: no images")

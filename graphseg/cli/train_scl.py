@@ -20,7 +20,6 @@ import argparse
 import json
 import sys
 import time
-from typing import List
 
 import torch
 
@@ -71,22 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start over instead of continuing the run in --out")
 
 
-def _class_ids(values, class_names, flag: str) -> List[int]:
-    ids = []
-    for value in values:
-        if value.isdigit():
-            ids.append(int(value))
-        elif class_names is not None and value in class_names:
-            ids.append(list(class_names).index(value))
-        else:
-            known = f" (classes: {', '.join(class_names)})" if class_names else \
-                " (names need --classes)"
-            raise UsageError(f"{flag} {value}: not a class id or name{known}")
-    return ids
-
-
 def run(args: argparse.Namespace) -> int:
-    from graphseg.cli.train import parse_settings
+    from graphseg.cli.train import class_ids, parse_settings
     from graphseg.data.classes import background_lookup, read_classes
     from graphseg.data.dataset import find_file, stems
     from graphseg.data.episodes import ClassPhotos, EpisodeSampler, fold_classes
@@ -126,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         labels = check_folder("--labels", args.labels)
         with reading("--classes"):
             class_names = read_classes(args.classes) if args.classes else None
-        lookup = background_lookup(_class_ids(args.background, class_names, "--background"))
+        lookup = background_lookup(class_ids(args.background, class_names, "--background"))
         stems_found = stems(images)
         if not stems_found:
             raise UsageError(f"--images {images}: no images")
@@ -147,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise UsageError(f"--fold {args.fold}: {error}") from error
     elif args.train_classes:
-        classes = _class_ids(args.train_classes, class_names, "--train-classes")
+        classes = class_ids(args.train_classes, class_names, "--train-classes")
         unknown = sorted(set(classes) - set(available))
         if unknown:
             raise UsageError(f"--train-classes: {unknown} appear in no photo (classes "

@@ -395,24 +395,40 @@ def load_segmenter(path: PathLike) -> Segmenter:
         ValueError: the file is not a graphseg model (another checkpoint, a damaged
             file), or of a newer format or an unknown method.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path.parent}: no model.pt in this folder (a "
-                                    "'graphseg train' run writes one after its first epoch)")
-    state = read_checkpoint(path, "a graphseg model file")
-    kind = state.get("format")
-    if kind != FORMAT:
-        seen = f"a {kind} file" if isinstance(kind, str) else "no graphseg format entry"
-        raise ValueError(f"{path}: not a graphseg model file ({seen}); 'graphseg train' "
-                         "writes RUN/model.pt")
-    version = state.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ValueError(f"{path}: model format version {version!r}; this graphseg "
-                         f"({__version__}) reads up to {FORMAT_VERSION}: upgrade graphseg")
+    path, state = read_model_state(path, FORMAT, FORMAT_VERSION, "graphseg model",
+                                   "graphseg train")
     method = state.get("method")
     if method not in METHODS:
         raise ValueError(f"{path}: method {method!r} is unknown to this graphseg (known: "
                          f"{', '.join(sorted(METHODS))})")
     return METHODS[method].from_state(state, str(path))
+
+
+def read_model_state(path: PathLike, kind: str, version: int, what: str,
+                     command: str) -> Tuple[Path, dict]:
+    """``(file, state)`` of a model file of format ``kind`` up to ``version``, or of a
+    run folder's ``model.pt`` (written by ``command``); the checks of
+    :func:`load_segmenter` and :func:`~graphseg.segmenters.load_few_shot`.
+
+    Raises:
+        FileNotFoundError: no such file (or run folder without a model).
+        ValueError: another kind of file (another graphseg file, a damaged one), or a
+            newer format version.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path.parent}: no model.pt in this folder (a "
+                                    f"'{command}' run writes one after its first epoch)")
+    state = read_checkpoint(path, f"a {what} file")
+    found = state.get("format")
+    if found != kind:
+        seen = f"a {found} file" if isinstance(found, str) else "no graphseg format entry"
+        raise ValueError(f"{path}: not a {what} file ({seen}); '{command}' writes "
+                         "RUN/model.pt")
+    saved = state.get("format_version")
+    if not isinstance(saved, int) or saved > version:
+        raise ValueError(f"{path}: {what} format version {saved!r}; this graphseg "
+                         f"({__version__}) reads up to {version}: upgrade graphseg")
+    return path, state

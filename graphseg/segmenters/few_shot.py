@@ -43,7 +43,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -59,10 +58,11 @@ from graphseg.nn.backbones.registry import build_backbone
 from graphseg.nn.functional.few_shot import prototype_segmentation
 from graphseg.nn.models.scl import FewShotFeatures, SCLNet, encode_few_shot
 from graphseg.propagation.refinement import REFINEMENTS, refine_probabilities
+from graphseg.segmenters.base import read_model_state
 from graphseg.training.engine import fit
 from graphseg.utils.checks import check_choice, check_image, check_positive_int
 from graphseg.utils.constants import IGNORE
-from graphseg.utils.io import atomic_open, read_checkpoint
+from graphseg.utils.io import atomic_open
 
 __all__ = ["FEW_SHOT_FORMAT", "PrototypeSegmenter", "SCLConfig", "SCLSegmenter",
            "load_few_shot"]
@@ -510,21 +510,6 @@ def load_few_shot(path: PathLike) -> SCLSegmenter:
         ValueError: not a graphseg few-shot model (another graphseg model or
             checkpoint, a damaged file), or of a newer format.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path.parent}: no model.pt in this folder (a "
-                                    "'graphseg train scl' run writes one after its first "
-                                    "epoch)")
-    state = read_checkpoint(path, "a graphseg few-shot model file")
-    kind = state.get("format")
-    if kind != FEW_SHOT_FORMAT:
-        seen = f"a {kind} file" if isinstance(kind, str) else "no graphseg format entry"
-        raise ValueError(f"{path}: not a graphseg few-shot model ({seen}); 'graphseg train "
-                         "scl' writes RUN/model.pt")
-    version = state.get("format_version")
-    if not isinstance(version, int) or version > FEW_SHOT_VERSION:
-        raise ValueError(f"{path}: few-shot model format version {version!r}; this graphseg "
-                         f"({__version__}) reads up to {FEW_SHOT_VERSION}: upgrade graphseg")
+    path, state = read_model_state(path, FEW_SHOT_FORMAT, FEW_SHOT_VERSION,
+                                   "graphseg few-shot model", "graphseg train scl")
     return SCLSegmenter.from_state(state, str(path))

@@ -6,6 +6,10 @@ network's ``architecture`` names its backbone by a plain spec
 * :data:`BACKBONES`: backbone name -> builder.
 * :func:`build_backbone`: a backbone from its spec.
 * :func:`backbone_spec`: the spec of a backbone module, or ``None``.
+* :func:`check_backbone`: a module's ``strides`` and ``channels``, or a clear error
+  when it does not have the backbone interface.
+* :func:`backbone_from_architecture`: the backbone and the other options of a
+  network's ``architecture`` dict (what every ``build_*_net`` starts with).
 
 Example:
     >>> from graphseg.nn.backbones import SmallCNN, backbone_spec, build_backbone
@@ -17,7 +21,7 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 from torch import nn
 
@@ -26,7 +30,8 @@ from graphseg.nn.backbones.espnetv2 import ESPNetv2Encoder
 from graphseg.nn.backbones.pretrained import load_espnetv2_voc
 from graphseg.nn.backbones.small_cnn import SmallCNN
 
-__all__ = ["BACKBONES", "backbone_spec", "build_backbone"]
+__all__ = ["BACKBONES", "backbone_from_architecture", "backbone_spec", "build_backbone",
+           "check_backbone"]
 
 
 def _small_cnn(*, pretrained: bool = False, width: int = 32) -> nn.Module:
@@ -86,3 +91,43 @@ def backbone_spec(backbone: nn.Module) -> Optional[dict]:
     if isinstance(spec, dict) and spec.get("name") in BACKBONES:
         return dict(spec)
     return None
+
+
+def check_backbone(module: nn.Module, name: str = "backbone") -> Tuple[tuple, tuple]:
+    """``(strides, channels)`` of a module with the backbone interface
+    (``forward_features``, ``strides``, ``channels``, one of each per level).
+
+    Raises:
+        TypeError: a member is missing (``name`` names the argument).
+        ValueError: no level, or as many strides as channels.
+    """
+    for member in ("forward_features", "strides", "channels"):
+        if not hasattr(module, member):
+            raise TypeError(f"{name} must have forward_features, strides and channels (the "
+                            f"backbone interface); {type(module).__name__} has no {member}")
+    strides, channels = tuple(module.strides), tuple(module.channels)
+    if not strides or len(strides) != len(channels):
+        raise ValueError(f"{name} has {len(strides)} strides but {len(channels)} channels")
+    return strides, channels
+
+
+def backbone_from_architecture(architecture: dict, backbone: Optional[nn.Module] = None, *,
+                               key: str = "backbone",
+                               pretrained: bool = False) -> Tuple[nn.Module, dict]:
+    """``(backbone, options)`` of a network's ``architecture``: the module given, or the
+    one its registered spec under ``key`` builds (with its pretrained weights when
+    ``pretrained``), and the other entries.
+
+    Raises:
+        TypeError: ``architecture`` is not a dict.
+        ValueError: no registered spec and no ``backbone``.
+    """
+    if not isinstance(architecture, dict):
+        raise TypeError(f"architecture must be a dict, got {type(architecture).__name__}")
+    options = dict(architecture)
+    spec = options.pop(key, None)
+    if backbone is None:
+        if spec is None:
+            raise ValueError(f"the architecture has no registered {key}; pass {key}=")
+        backbone = build_backbone(spec, pretrained=pretrained)
+    return backbone, options

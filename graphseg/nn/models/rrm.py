@@ -20,7 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graphseg.nn.backbones.registry import backbone_spec, build_backbone
+from graphseg.nn.backbones.registry import (
+    backbone_from_architecture,
+    backbone_spec,
+    check_backbone,
+)
 from graphseg.nn.heads.rfam import RFAM
 from graphseg.utils.checks import check_choice, check_positive_int, check_tensor
 from graphseg.utils.constants import IGNORE
@@ -141,14 +145,7 @@ class RRMNet(nn.Module):
                  classify: bool = True, max_positions: Optional[int] = 4096,
                  seed: Optional[int] = None):
         super().__init__()
-        for member in ("forward_features", "strides", "channels"):
-            if not hasattr(backbone, member):
-                raise TypeError(f"backbone must have forward_features, strides and channels "
-                                f"(the backbone interface); {type(backbone).__name__} has no "
-                                f"{member}")
-        strides, channels = tuple(backbone.strides), tuple(backbone.channels)
-        if not strides or len(strides) != len(channels):
-            raise ValueError(f"backbone has {len(strides)} strides but {len(channels)} channels")
+        strides, channels = check_backbone(backbone, "backbone")
         check_positive_int(num_classes, "num_classes", minimum=2)
         if num_classes > IGNORE:
             raise ValueError(f"num_classes must be <= {IGNORE} (label ids 0..{IGNORE - 1}), "
@@ -262,15 +259,9 @@ def build_rrm_net(architecture: dict, backbone: Optional[nn.Module] = None, *,
             weights (:func:`~graphseg.nn.backbones.build_backbone`), to start training.
             (default: ``False``)
     """
-    if not isinstance(architecture, dict):
-        raise TypeError(f"architecture must be a dict, got {type(architecture).__name__}")
-    options = dict(architecture)
-    spec = options.pop("backbone", None)
+    backbone, options = backbone_from_architecture(architecture, backbone,
+                                                   pretrained=pretrained)
     if "num_classes" not in options:
         raise ValueError(f"architecture has no num_classes: {architecture!r}")
-    if backbone is None:
-        if spec is None:
-            raise ValueError("the architecture has no registered backbone; pass backbone=")
-        backbone = build_backbone(spec, pretrained=pretrained)
     num_classes = options.pop("num_classes")
     return RRMNet(backbone, num_classes, **options)

@@ -19,7 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graphseg.nn.backbones.registry import backbone_spec, build_backbone
+from graphseg.nn.backbones.registry import (
+    backbone_from_architecture,
+    backbone_spec,
+    check_backbone,
+)
 from graphseg.nn.functional.few_shot import (
     _check_mask,
     cgm_fuse,
@@ -248,15 +252,7 @@ class SCLNet(nn.Module):
     def __init__(self, encoder: nn.Module, *, channels: int = 256, sgm: bool = True,
                  prior: bool = False, dropout: float = 0.5, seed: Optional[int] = None):
         super().__init__()
-        for member in ("forward_features", "strides", "channels"):
-            if not hasattr(encoder, member):
-                raise TypeError(f"encoder must have forward_features, strides and channels "
-                                f"(the backbone interface); {type(encoder).__name__} has no "
-                                f"{member}")
-        strides, in_channels = tuple(encoder.strides), tuple(encoder.channels)
-        if not strides or len(strides) != len(in_channels):
-            raise ValueError(f"encoder has {len(strides)} strides but {len(in_channels)} "
-                             "channels")
+        strides, in_channels = check_backbone(encoder, "encoder")
         check_positive_int(channels, "channels")
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not (
                 0 <= dropout < 1):
@@ -488,12 +484,6 @@ def build_scl_net(architecture: dict, encoder: Optional[nn.Module] = None, *,
             (:func:`~graphseg.nn.backbones.build_backbone`), to start training.
             (default: ``False``)
     """
-    if not isinstance(architecture, dict):
-        raise TypeError(f"architecture must be a dict, got {type(architecture).__name__}")
-    options = dict(architecture)
-    spec = options.pop("encoder", None)
-    if encoder is None:
-        if spec is None:
-            raise ValueError("the architecture has no registered encoder; pass encoder=")
-        encoder = build_backbone(spec, pretrained=pretrained)
+    encoder, options = backbone_from_architecture(architecture, encoder, key="encoder",
+                                                  pretrained=pretrained)
     return SCLNet(encoder, **options)
