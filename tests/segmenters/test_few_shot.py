@@ -122,7 +122,8 @@ def test_fit_resume_save_load_and_evaluate(squares, tmp_path, one_thread):
 
 def test_files_that_are_not_few_shot_models_are_refused(tmp_path):
     torch.save({"format": "graphseg-segmenter"}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not a graphseg few-shot model file \\(a graphseg-segmenter"):
+    with pytest.raises(ValueError,
+                       match="not a graphseg few-shot model file \\(a graphseg-segmenter"):
         load_few_shot(tmp_path / "other.pt")
     torch.save({"format": "graphseg-few-shot", "format_version": 99}, tmp_path / "new.pt")
     with pytest.raises(ValueError, match="format version 99"):
