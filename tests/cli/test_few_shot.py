@@ -102,3 +102,34 @@ def test_few_shot_refuses_bad_input_before_any_work(case, message, squares_folde
                  "--out", str(tmp_path / "out"), *extra])
     assert code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sgm", [True, False])
+def test_train_scl_under_torchrun_with_two_processes(sgm, squares_folder, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]))
+    root = squares_folder(count=6)
+    run = tmp_path / "run"
+    with socket.socket() as probe:  # a free port: torchrun's port 0 is not portable
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--master_port", str(port), "-m", "graphseg", "train", "scl", "--images",
+               str(root / "images"), "--labels", str(root / "labels"), "--out", str(run),
+               "--encoder", "small-cnn", "--size", "48", "--epochs", "2", "--episodes", "8",
+               "--set", "channels=8", *([] if sgm else ["--no-sgm"])]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert state["config"]["world_size"] == 2 and len(state["checksums"]) == 2
+    assert len(set(state["checksums"])) == 1  # the replicas agree

@@ -276,6 +276,10 @@ class SCLNet(nn.Module):
             self.support_fpm = _FPM(3 * channels, channels)
             self.query_fpm = _FPM(3 * channels + int(self.prior), channels)
             self.decoder = _Decoder(channels)
+        if not self.sgm:
+            # built so one state dict serves both modes, but untrained here: frozen, so
+            # neither the optimiser nor DDP (which refuses unused parameters) sees it
+            self.support_fpm.requires_grad_(False)
 
     # ---------------------------------------------------------------- bookkeeping
     @property
@@ -289,9 +293,10 @@ class SCLNet(nn.Module):
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         """The parameters of the trainable parts (``down``, the FPMs, the decoder),
-        for the optimiser; the encoder's are frozen."""
+        for the optimiser; the encoder's are frozen (and the support FPM's with
+        ``sgm=False``)."""
         for part in (self.down, self.support_fpm, self.query_fpm, self.decoder):
-            yield from part.parameters()
+            yield from (p for p in part.parameters() if p.requires_grad)
 
     def reset_parameters(self) -> None:
         """Re-initialise the trainable parts (the encoder keeps its weights)."""
