@@ -364,3 +364,31 @@ def test_dfr_bad_inputs():
         dfr_loss(probs, image, valid=valid[:1])
     with pytest.raises(ValueError, match=r"\(B, D, H, W\)"):
         dfr_loss(probs[0], image)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_window_losses_agree_on_cuda():
+    """The window losses are tensor shifts: the same values and gradients on CUDA."""
+    from graphseg.losses import window_kernel
+
+    torch.manual_seed(0)
+    features = torch.rand(2, 8, 12, 14, dtype=torch.float64, requires_grad=True)
+    probs = torch.rand(2, 3, 12, 14, dtype=torch.float64).softmax(dim=1).requires_grad_()
+    image = torch.rand(2, 3, 12, 14, dtype=torch.float64)
+    labels = torch.randint(0, 3, (2, 12, 14))
+    labels[:, ::3] = 255
+
+    def losses(device):
+        f, p = features.to(device), probs.to(device)
+        kernel = window_kernel([(image.to(device), 0.5)], radius=2, sigma_xy=6.0)
+        out = torch.stack([
+            feature_distance_loss(f, labels.to(device), radius=2),
+            feature_regularized_loss(f, kernel, radius=2, mask=labels.to(device) != 255),
+            dfr_loss(p, image.to(device), f, radius=2)])
+        grads = torch.autograd.grad(out.sum(), (features, probs))
+        return out.detach().cpu(), [g.cpu() for g in grads]
+
+    (cpu, cpu_grads), (gpu, gpu_grads) = losses("cpu"), losses("cuda")
+    assert torch.allclose(cpu, gpu, atol=1e-10)
+    for a, b in zip(cpu_grads, gpu_grads):
+        assert torch.allclose(a, b, atol=1e-10)
