@@ -68,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "as 'graphseg propagate --tags' reads (photos without tags are "
                           "left out)")
     _add_common(rrm)
+    _add_attention(rrm)
     rrm.add_argument("--warmup-epochs", type=int, metavar="N",
                      help="epochs of the classification loss alone before the CAMs give "
                           "reliable regions (default 2)")
@@ -86,6 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     two.add_argument("--binary", action="store_true",
                      help="label maps are 0/255 masks: above 127 is class 1 (object)")
     _add_common(two)
+    _add_attention(two)
     dfr = methods.add_parser("dfr", help="DFR from scribbles (thesis ch. 4)",
                              description="Train DFR (Dynamic Feature Regularised loss) from "
                                          "scribbles.")
@@ -113,6 +115,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train_scl.add_arguments(scl)
 
 
+def _add_attention(parser: argparse.ArgumentParser) -> None:
+    """The option of the methods on the RRM network (rrm, two-step)."""
+    parser.add_argument("--attention", choices=("rfam", "plain"),
+                        help="global sub-branch attention (default rfam)")
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="RUN",
                         help="the run's folder (checkpoint, model.pt, train.json)")
@@ -131,8 +139,6 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="espnetv2: bundled, PASCAL VOC-pretrained (default); "
                              "efficientnet-lite0: ImageNet-pretrained, the [imagenet] extra; "
                              "small-cnn: from scratch")
-    parser.add_argument("--attention", choices=("rfam", "plain"),
-                        help="global sub-branch attention (default rfam)")
     parser.add_argument("--epochs", type=int, help="passes over the photos (default 20)")
     parser.add_argument("--batch-size", type=int, help="photos per step (default 8)")
     parser.add_argument("--lr", type=float, help="backbone learning rate (default 1e-4)")
