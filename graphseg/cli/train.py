@@ -44,7 +44,6 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from graphseg.cli import train_scl
 from graphseg.cli.failures import Failures, UsageError, check_folder, check_out_folder, reading
 from graphseg.data.classes import background_lookup, read_classes
 from graphseg.data.dataset import find_file, stems
@@ -54,7 +53,8 @@ from graphseg.utils.checks import class_ids_out_of_range
 from graphseg.utils.constants import IGNORE
 from graphseg.utils.io import read_image, read_label_map, write_json
 
-_CHECKPOINT, _MODEL, _LOG = "checkpoint.pt", "model.pt", "train.json"
+#: the files of a run folder (``--out RUN``), shared with ``train scl``
+CHECKPOINT, MODEL, LOG = "checkpoint.pt", "model.pt", "train.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,6 +108,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="ablation: no feature distance loss (Eq. 4.11)")
     dfr.add_argument("--no-feature-regularized", action="store_true",
                      help="ablation: no feature regularised loss (Eq. 4.12)")
+    from graphseg.cli import train_scl
+
     scl = methods.add_parser("scl", help="the few-shot segmenter SCL on episodes (thesis "
                                          "ch. 5), for graphseg few-shot",
                              description=train_scl.__doc__.split("\n\n")[0],
@@ -265,6 +267,8 @@ def run(args: argparse.Namespace) -> int:
     from graphseg.segmenters import METHODS
 
     if args.method == "scl":
+        from graphseg.cli import train_scl
+
         return train_scl.run(args)
 
     # -- pre-flight: every argument checked before any work -----------------------
@@ -379,17 +383,24 @@ def _validation(args, lookup: np.ndarray, num_classes: int):
     return pairs
 
 
+def logged_epochs(out: Path, restart: bool) -> list:
+    """The epochs an earlier run into ``out`` logged in ``train.json``, which a resumed
+    run continues (none with ``restart``, without a checkpoint, or from a damaged log)."""
+    log = out / LOG
+    if restart or not (out / CHECKPOINT).is_file() or not log.is_file():
+        return []
+    try:
+        return json.loads(log.read_text(encoding="utf-8")).get("epochs", [])
+    except ValueError:
+        return []
+
+
 def _train(args, segmenter, data, val, out: Path, device: str, quiet: bool,
            failures: Failures, count: int) -> int:
     from graphseg import __version__
 
-    log_path = out / _LOG
-    epochs: list = []
-    if not args.restart and (out / _CHECKPOINT).is_file() and log_path.is_file():
-        try:
-            epochs = json.loads(log_path.read_text(encoding="utf-8")).get("epochs", [])
-        except ValueError:
-            epochs = []
+    log_path = out / LOG
+    epochs = logged_epochs(out, args.restart)
     log = {"command": ["graphseg", *sys.argv[1:]], "method": segmenter.method,
            "config": segmenter.config.to_dict(), "class_names": list(segmenter.class_names),
            "background": segmenter.background, "images": data.names,
@@ -408,7 +419,7 @@ def _train(args, segmenter, data, val, out: Path, device: str, quiet: bool,
             segmenter.net.train()
         del log["epochs"][epoch:]
         log["epochs"].append(record)
-        segmenter.save(out / _MODEL)
+        segmenter.save(out / MODEL)
         write_json(log_path, log)
         shown = f", val mIoU {100 * record['val_miou']:.2f}" if val is not None else ""
         print(f"epoch {epoch + 1}/{segmenter.config.epochs}: loss {loss:.4f}{shown} "
@@ -420,7 +431,7 @@ def _train(args, segmenter, data, val, out: Path, device: str, quiet: bool,
         with warnings.catch_warnings():
             # early CAMs respond nowhere for some tags: expected while training
             warnings.filterwarnings("ignore", message="tag .* has no CAM response")
-            segmenter.fit(data, checkpoint=out / _CHECKPOINT, resume=not args.restart,
+            segmenter.fit(data, checkpoint=out / CHECKPOINT, resume=not args.restart,
                           device=device, amp=args.amp, progress=not quiet,
                           on_epoch_end=on_epoch_end)
     except ValueError as error:
@@ -429,7 +440,7 @@ def _train(args, segmenter, data, val, out: Path, device: str, quiet: bool,
                              "choose another --out") from error
         raise
     if not quiet:
-        segmenter.save(out / _MODEL)
+        segmenter.save(out / MODEL)
         write_json(log_path, log)
-        print(f"wrote {out / _MODEL} (graphseg predict --model {out} ...)")
+        print(f"wrote {out / MODEL} (graphseg predict --model {out} ...)")
     return failures.report(count + len(failures.items))

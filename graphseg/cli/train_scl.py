@@ -17,16 +17,14 @@ command continues; other settings are refused, ``--restart``); ``graphseg few-sh
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
 import torch
 
 from graphseg.cli.failures import UsageError, check_folder, check_out_folder, reading
+from graphseg.cli.train import CHECKPOINT, LOG, MODEL, class_ids, logged_epochs, parse_settings
 from graphseg.utils.io import write_json
-
-_CHECKPOINT, _MODEL, _LOG = "checkpoint.pt", "model.pt", "train.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +69,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from graphseg.cli.train import class_ids, parse_settings
     from graphseg.data.classes import background_lookup, read_classes
     from graphseg.data.dataset import find_file, stems
     from graphseg.data.episodes import ClassPhotos, EpisodeSampler, fold_classes
@@ -151,13 +148,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"training scl on {len(photos)} photos, {len(classes)} classes {classes}"
           + (f" (held out: {held_out})" if held_out else "")
           + f", encoder {config.encoder}, device {args.device}; run folder {out}")
-    log_path = out / _LOG
-    epochs: list = []
-    if not args.restart and (out / _CHECKPOINT).is_file() and log_path.is_file():
-        try:
-            epochs = json.loads(log_path.read_text(encoding="utf-8")).get("epochs", [])
-        except ValueError:
-            epochs = []
+    log_path = out / LOG
+    epochs = logged_epochs(out, args.restart)
     from graphseg import __version__
 
     log = {"command": ["graphseg", *sys.argv[1:]], "method": "scl", "config": config.to_dict(),
@@ -170,21 +162,21 @@ def run(args: argparse.Namespace) -> int:
         del log["epochs"][epoch:]
         log["epochs"].append({"epoch": epoch + 1, "loss": loss,
                               "seconds": round(time.time() - started[0], 2)})
-        segmenter.save(out / _MODEL)
+        segmenter.save(out / MODEL)
         write_json(log_path, log)
         print(f"epoch {epoch + 1}/{config.epochs}: loss {loss:.4f}", file=sys.stderr)
         started[0] = time.time()
 
     out.mkdir(parents=True, exist_ok=True)
     try:
-        segmenter.fit(photos, classes, checkpoint=out / _CHECKPOINT, resume=not args.restart,
+        segmenter.fit(photos, classes, checkpoint=out / CHECKPOINT, resume=not args.restart,
                       device=args.device, on_epoch_end=on_epoch_end)
     except ValueError as error:
         if "was written with" in str(error):
             raise UsageError(f"--out {out}: {error}; rerun with --restart to start over, or "
                              "choose another --out") from error
         raise
-    segmenter.save(out / _MODEL)
+    segmenter.save(out / MODEL)
     write_json(log_path, log)
-    print(f"wrote {out / _MODEL} (graphseg few-shot --model {out} ...)")
+    print(f"wrote {out / MODEL} (graphseg few-shot --model {out} ...)")
     return 0

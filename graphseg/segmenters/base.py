@@ -358,9 +358,7 @@ class Segmenter:
 
     def save(self, path: PathLike) -> None:
         """Write the segmenter to ``path`` atomically (see the module notes)."""
-        state = self.state()
-        with atomic_open(path, "wb") as file:
-            torch.save(state, file)
+        write_model_state(path, self.state())
 
     @classmethod
     def from_state(cls, state: dict, source: str = "state") -> "Segmenter":
@@ -432,3 +430,10 @@ def read_model_state(path: PathLike, kind: str, version: int, what: str,
         raise ValueError(f"{path}: {what} format version {saved!r}; this graphseg "
                          f"({__version__}) reads up to {version}: upgrade graphseg")
     return path, state
+
+
+def write_model_state(path: PathLike, state: dict) -> None:
+    """Write a model file's ``state`` (plain values and tensors) to ``path`` atomically:
+    an interrupted write leaves the previous file, never half of one."""
+    with atomic_open(path, "wb") as file:
+        torch.save(state, file)

@@ -58,11 +58,10 @@ from graphseg.nn.backbones.registry import build_backbone
 from graphseg.nn.functional.few_shot import prototype_segmentation
 from graphseg.nn.models.scl import FewShotFeatures, SCLNet, encode_few_shot
 from graphseg.propagation.refinement import REFINEMENTS, refine_probabilities
-from graphseg.segmenters.base import read_model_state
+from graphseg.segmenters.base import read_model_state, write_model_state
 from graphseg.training.engine import fit
 from graphseg.utils.checks import check_choice, check_image, check_positive_int
 from graphseg.utils.constants import IGNORE
-from graphseg.utils.io import atomic_open
 
 __all__ = ["FEW_SHOT_FORMAT", "PrototypeSegmenter", "SCLConfig", "SCLSegmenter",
            "load_few_shot"]
@@ -477,9 +476,7 @@ class SCLSegmenter(_FewShot):
 
     def save(self, path: PathLike) -> None:
         """Write the segmenter to ``path`` atomically (read back by :func:`load_few_shot`)."""
-        state = self.state()
-        with atomic_open(path, "wb") as file:
-            torch.save(state, file)
+        write_model_state(path, self.state())
 
     @classmethod
     def from_state(cls, state: dict, source: str = "state") -> "SCLSegmenter":
