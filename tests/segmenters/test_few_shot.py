@@ -152,3 +152,22 @@ def test_a_tiny_fit_learns_to_follow_the_support(one_thread):
     segmenter.fit(photos, [1, 2], progress=False)
     after = segmenter.evaluate(photos, episodes).miou()
     assert before < 0.3 and after > 0.6, (before, after)
+
+
+def test_evaluate_scores_what_predict_returns():
+    """The episode evaluation (photos encoded once) scores exactly :meth:`predict`'s
+    masks, at the photos' size."""
+    from graphseg.metrics import FewShotScores
+
+    photos = _two_square_photos(count=6)
+    segmenter = PrototypeSegmenter(size=96)
+    episodes = sample_episodes(photos, [1, 2, 3], shots=1, count=6, seed=3)
+    expected = FewShotScores()
+    for episode in episodes:
+        support = [_support(photos, i, episode.cls) for i in episode.support]
+        mask, _ = segmenter.predict(support, photos.images[episode.query])
+        expected.update(mask, photos.mask(episode.query, episode.cls), episode.cls)
+    scores = segmenter.evaluate(photos, episodes)
+    assert 0 < expected.miou() < 1
+    assert scores.class_iou() == pytest.approx(expected.class_iou())
+    assert scores.fb_iou() == pytest.approx(expected.fb_iou())
