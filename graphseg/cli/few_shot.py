@@ -111,11 +111,13 @@ def run(args: argparse.Namespace) -> int:
           f"{len(supports)} support photo(s) from {support_dir}; model: "
           f"{segmenter.describe()}" + ("" if args.model else " (no --model given)"))
 
+    encoded = segmenter.encode_supports(supports)  # once, not per photo
+
     def one(name: str) -> dict:
         start = time.time()
         try:
             image = read_image(find_file(images, name))
-            mask, _ = segmenter.predict(supports, image, cgm=not args.no_cgm,
+            mask, _ = segmenter.predict(encoded, image, cgm=not args.no_cgm,
                                         refine=args.refine, seed=args.seed)
             write_png(out / f"{name}.png", (mask * 255).astype(np.uint8))
             return {"status": "ok", "seconds": round(time.time() - start, 3)}

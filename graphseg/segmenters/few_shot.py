@@ -43,7 +43,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -63,7 +63,7 @@ from graphseg.training.engine import fit
 from graphseg.utils.checks import check_choice, check_image, check_positive_int
 from graphseg.utils.constants import IGNORE
 
-__all__ = ["FEW_SHOT_FORMAT", "PrototypeSegmenter", "SCLConfig", "SCLSegmenter",
+__all__ = ["EncodedSupports", "FEW_SHOT_FORMAT", "PrototypeSegmenter", "SCLConfig", "SCLSegmenter",
            "load_few_shot"]
 
 FEW_SHOT_FORMAT = "graphseg-few-shot"
@@ -108,6 +108,13 @@ def _mask_tensor(mask: np.ndarray, size: int) -> Tensor:
     return F.interpolate(x, size=(size, size), mode="nearest")[0].long()
 
 
+class EncodedSupports(NamedTuple):
+    """Support photos as :meth:`~PrototypeSegmenter.encode_supports` returns them."""
+
+    features: list
+    masks: List[Tensor]
+
+
 class _FewShot:
     """What both segmenters share: prediction at the photo's size, refinement, and
     the episode evaluation (each photo encoded once)."""
@@ -141,7 +148,8 @@ class _FewShot:
 
         Args:
             supports (sequence): ``(photo, mask)`` pairs, ``(H, W, 3)`` uint8 RGB and
-                ``(H, W)`` uint8 with 1 = object, 0 = background, 255 = unknown.
+                ``(H, W)`` uint8 with 1 = object, 0 = background, 255 = unknown; or
+                their :meth:`encode_supports`.
             image (numpy.ndarray): ``(H, W, 3)`` uint8 RGB, the query.
             cgm (bool, optional): K > 1: fuse the shots by CGM (SCL); ``False``
                 averages them. (default: ``True``)
@@ -154,15 +162,23 @@ class _FewShot:
             tuple: ``(H, W)`` uint8 mask (1 = object) and ``(2, H, W)`` float32
             probabilities (background, object).
         """
-        supports = _check_supports(supports)
+        if not isinstance(supports, EncodedSupports):
+            supports = self.encode_supports(supports)
         image = check_image(image)
         if refine is not None:
             check_choice(refine, "refine", REFINEMENTS)
         self.net.eval()
-        probs = self._guided([self._encode(photo) for photo, _ in supports],
-                             [self._mask(mask) for _, mask in supports], self._encode(image),
-                             cgm)
+        probs = self._guided(supports.features, supports.masks, self._encode(image), cgm)
         return self._finish(probs, image, refine, seed)
+
+    @torch.no_grad()
+    def encode_supports(self, supports: Sequence[Support]) -> "EncodedSupports":
+        """The support photos encoded once, for :meth:`predict` on many photos (the
+        encoder is frozen: the encoding does not depend on the query)."""
+        supports = _check_supports(supports)
+        self.net.eval()
+        return EncodedSupports([self._encode(photo) for photo, _ in supports],
+                               [self._mask(mask) for _, mask in supports])
 
     @torch.no_grad()
     def evaluate(self, photos: ClassPhotos, episodes: Sequence[Episode], *, cgm: bool = True,
