@@ -10,6 +10,7 @@ Both convert to and from PyG's ``(edge_index, edge_weight)`` and can be passed t
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 from typing import Dict, Optional, Tuple
 
@@ -84,9 +85,9 @@ class GridAdjacency:
         csr, slot = self._csr_structure(add_self_loops)
         if self.weight is None:
             return csr
-        weight = self.weight.reshape(-1)[slot]
+        weight = self.weight.reshape(-1).index_select(0, slot)
         if add_self_loops:
-            weight = torch.where(csr.row == csr.col, torch.ones_like(weight), weight)
+            weight = torch.where(csr.is_self, torch.ones_like(weight), weight)
         return csr.with_weight(weight)
 
     def planes_from_edges(self, values: Tensor, add_self_loops: bool = False) -> Tensor:
@@ -222,6 +223,12 @@ class CSRAdjacency:
     def with_weight(self, weight: Optional[Tensor]) -> "CSRAdjacency":
         return replace(self, weight=weight)
 
+    @functools.cached_property
+    def is_self(self) -> Tensor:
+        """``(E,)`` bool, the self loops; computed once per graph (every attention
+        layer's forward needs it)."""
+        return self.row == self.col
+
     @classmethod
     def from_edge_index(cls, edge_index: Tensor, edge_weight: Optional[Tensor],
                         num_nodes: int, add_self_loops: bool = False) -> "CSRAdjacency":
@@ -249,6 +256,26 @@ class CSRAdjacency:
         t_perm = torch.argsort(col, stable=True)
         return cls(_ptr(row, num_nodes), row, col, weight, _ptr(col[t_perm], num_nodes),
                    row[t_perm], t_perm, self_loops)
+
+    @classmethod
+    def block_diagonal(cls, graphs) -> "CSRAdjacency":
+        """Several graphs as one, node ids offset by the nodes before them (PyG's
+        batching): no edge joins two graphs, so a layer run on it computes every
+        graph's own result.  All weighted or all unweighted; ``self_loops`` when
+        every graph has them."""
+        graphs = list(graphs)
+        if not graphs:
+            raise ValueError("block_diagonal needs at least one graph")
+        if len({g.weight is None for g in graphs}) > 1:
+            raise ValueError("block_diagonal: either every graph has edge weights or none")
+        starts = [0]
+        for g in graphs:
+            starts.append(starts[-1] + g.num_nodes)
+        row = torch.cat([g.row + s for g, s in zip(graphs, starts)])
+        col = torch.cat([g.col + s for g, s in zip(graphs, starts)])
+        weight = None if graphs[0].weight is None else torch.cat([g.weight for g in graphs])
+        return cls.from_sorted(row, col, weight, starts[-1],
+                               all(g.self_loops for g in graphs))
 
     def to_edge_index(self) -> Tuple[Tensor, Optional[Tensor]]:
         return torch.stack([self.col, self.row]), self.weight

@@ -43,7 +43,7 @@ from graphseg.losses.energy import (
     window_kernel,
 )
 from graphseg.losses.multi_point import box_points, boxes_to_grid, consistency_check, mp_loss
-from graphseg.losses.regularized import gaussian_kernel, regularized_loss
+from graphseg.losses.regularized import gaussian_kernel, kernel_matrix, regularized_loss
 
 __all__ = [
     "AffinityPairs",
@@ -62,6 +62,7 @@ __all__ = [
     "feature_distance_loss",
     "feature_regularized_loss",
     "gaussian_kernel",
+    "kernel_matrix",
     "mp_loss",
     "pair_distances",
     "potts_energy",

@@ -39,7 +39,7 @@ def _sddmm(adj: CSRAdjacency, a: Tensor, b: Tensor) -> Tensor:
 def _spmm(adj: CSRAdjacency, values: Tensor, x: Tensor, transpose: bool = False) -> Tensor:
     """``A @ x`` (or ``A^T @ x``) with ``A[row_e, col_e] = values_e``."""
     if transpose:
-        matrix = _csr(adj.t_rowptr, adj.t_col, values[adj.t_perm], adj.num_nodes)
+        matrix = _csr(adj.t_rowptr, adj.t_col, values.index_select(0, adj.t_perm), adj.num_nodes)
     else:
         matrix = _csr(adj.rowptr, adj.col, values, adj.num_nodes)
     return torch.sparse.mm(matrix, x)
@@ -50,9 +50,10 @@ def _segment_softmax(logits: Tensor, valid: Tensor, row: Tensor, n: int) -> Tens
     top = torch.full((n,), float("-inf"), dtype=logits.dtype, device=logits.device)
     top = top.scatter_reduce(0, row, logits, reduce="amax")
     top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-    alpha = torch.exp(logits - top[row])
+    # index_select, not top[row]: about 3x faster on CPU for these sizes
+    alpha = torch.exp(logits - top.index_select(0, row))
     total = torch.zeros(n, dtype=logits.dtype, device=logits.device).index_add_(0, row, alpha)
-    return alpha / torch.where(total > 0, total, torch.ones_like(total))[row]
+    return alpha / torch.where(total > 0, total, torch.ones_like(total)).index_select(0, row)
 
 
 class _CSRAttention(torch.autograd.Function):
@@ -62,7 +63,7 @@ class _CSRAttention(torch.autograd.Function):
         norm = x.norm(dim=-1, keepdim=True)
         xn = x / norm.clamp_min(EPS)
         cos = _sddmm(adj, xn, xn)
-        is_self = adj.row == adj.col
+        is_self = adj.is_self
         logits, valid, gate = attention_logits(cos, weight, w, beta, negative,
                                                torch.ones_like(is_self), is_self)
         alpha = _segment_softmax(logits, valid, adj.row, adj.num_nodes)
@@ -79,7 +80,7 @@ class _CSRAttention(torch.autograd.Function):
         xn = x / norm.clamp_min(EPS)
         grad_out = grad_out.contiguous()
         grad_alpha = _sddmm(adj, grad_out, x)
-        grad_logits = alpha * (grad_alpha - (grad_out * out).sum(dim=-1)[adj.row])
+        grad_logits = alpha * (grad_alpha - (grad_out * out).sum(dim=-1).index_select(0, adj.row))
         need_weight = ctx.has_weight and ctx.needs_input_grad[1]
         grad_cos, grad_w, grad_weight = attention_logits_backward(
             grad_logits, cos, gate, w, ctx.beta, need_weight)
@@ -95,6 +96,9 @@ def csr_attention(x: Tensor, adj: CSRAdjacency, w: Tensor, beta: float,
                   negative: str) -> Tuple[Tensor, Tensor]:
     """Eq. 3.18 on a CSR graph whose self loops are already in place.
 
+    ``w`` is the layer's scalar ``(1,)``, or ``(E,)``: one per edge, for several
+    graphs with their own ``w`` joined into one block-diagonal graph (gather each
+    graph's ``w`` to its edges; autograd sums the gradient back).
     Returns ``(out, alpha)`` with ``alpha`` in the CSR edge order.
     """
     weight = None if adj.weight is None else adj.weight.to(x.dtype)

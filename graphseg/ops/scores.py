@@ -37,9 +37,14 @@ def attention_logits(cos: Tensor, weight: Optional[Tensor], w: Tensor, beta: flo
 def attention_logits_backward(grad_logits: Tensor, cos: Tensor, gate: Tensor, w: Tensor,
                               beta: float, need_weight_grad: bool
                               ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-    """Gradients of the logits with respect to ``cos``, ``w`` and the edge weights."""
+    """Gradients of the logits with respect to ``cos``, ``w`` and the edge weights.
+
+    ``w`` is one scalar ``(1,)`` or one per edge (several graphs' layers run as one
+    block-diagonal graph, each with its own ``w``); its gradient has its shape.
+    """
     grad_cos = grad_logits * w
-    grad_w = (grad_logits * cos).sum().reshape(1)
+    grad_w = grad_logits * cos
+    grad_w = grad_w.sum().reshape(1) if w.numel() == 1 else grad_w.reshape(w.shape)
     grad_weight = grad_logits * gate * beta if need_weight_grad else None
     return grad_cos, grad_w, grad_weight
 

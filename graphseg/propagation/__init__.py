@@ -2,7 +2,9 @@
 graph network on that photo's own graph (thesis chapter 3).
 
 * :class:`A2GNNConfig` and :func:`train_a2gnn`: the per-image A2GNN training of
-  thesis section 3.3.5 with the two-stage schedule of section 3.4.
+  thesis section 3.3.5 with the two-stage schedule of section 3.4;
+  :func:`train_a2gnn_batch` trains several photos' models at once
+  (:class:`PhotoGraph` each), each with its one-photo result.
 * :func:`segment_image`: one photo from its seed map to dense labels (graph,
   training, back to pixels, dense CRF), with colour/position node features
   (:func:`colour_position_features`) or a backbone's feature maps.
@@ -12,7 +14,7 @@ graph network on that photo's own graph (thesis chapter 3).
   points, tags) to dense labels, seeds included; :func:`box_instances`;
   ``progress=`` reports its stages (:mod:`graphseg.propagation.progress`).
 """
-from graphseg.propagation.a2gnn import A2GNNConfig, train_a2gnn
+from graphseg.propagation.a2gnn import A2GNNConfig, PhotoGraph, train_a2gnn, train_a2gnn_batch
 from graphseg.propagation.features import FEATURES, backbone_features, node_features
 from graphseg.propagation.pipeline import (
     PROPAGATORS,
@@ -26,6 +28,7 @@ from graphseg.utils.deprecation import moved
 
 __getattr__ = moved(__name__, {"KINDS": "graphseg.utils.constants:SUPERVISIONS"})
 
-__all__ = ["A2GNNConfig", "FEATURES", "LAYERS", "PROPAGATORS", "Propagation", "STAGES",
-           "StageBar", "backbone_features", "box_instances", "colour_position_features",
-           "node_features", "propagate", "segment_image", "train_a2gnn", "walk_seeds"]
+__all__ = ["A2GNNConfig", "FEATURES", "LAYERS", "PROPAGATORS", "PhotoGraph", "Propagation",
+           "STAGES", "StageBar", "backbone_features", "box_instances",
+           "colour_position_features", "node_features", "propagate", "segment_image",
+           "train_a2gnn", "train_a2gnn_batch", "walk_seeds"]

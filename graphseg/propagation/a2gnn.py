@@ -5,11 +5,16 @@ on the labelled nodes, then, in the second stage, the regularised loss on the
 graph and, for boxes, the multi-point loss and consistency checking.  The
 defaults are the thesis' (section 3.4) and, where it is silent, the authors'
 release; :meth:`A2GNNConfig.release` gives the release's per-supervision values.
+
+:func:`train_a2gnn_batch` trains several photos' models at once
+(:class:`~graphseg.nn.models.a2gnn_batch.BatchedA2GNN`: one block-diagonal graph,
+per-photo parameters), each as it would be trained alone: :func:`train_a2gnn`
+is its batch of one.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Optional, Tuple
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -20,10 +25,13 @@ from graphseg.losses import (
     box_points,
     consistency_check,
     gaussian_kernel,
+    kernel_matrix,
     mp_loss,
     regularized_loss,
 )
+from graphseg.graph.adjacency import CSRAdjacency, GridAdjacency
 from graphseg.nn.models.a2gnn import A2GNN
+from graphseg.nn.models.a2gnn_batch import BatchedA2GNN
 from graphseg.utils.checks import check_choice, check_finite
 from graphseg.utils.constants import IGNORE, SUPERVISIONS
 
@@ -107,6 +115,19 @@ class A2GNNConfig:
         return replace(base, **overrides)
 
 
+class PhotoGraph(NamedTuple):
+    """One photo's training problem for :func:`train_a2gnn_batch` (the arguments of
+    :func:`train_a2gnn`, which documents them)."""
+
+    x: Tensor
+    graph: Adj
+    labels: Tensor
+    grid_size: Tuple[int, int]
+    colour: Optional[Tensor] = None
+    boxes: Optional[Tensor] = None
+    edge_weight: Optional[Tensor] = None
+
+
 def train_a2gnn(x: Tensor, graph: Adj, labels: Tensor, num_classes: int,
                 grid_size: Tuple[int, int], colour: Optional[Tensor] = None,
                 boxes: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None,
@@ -142,7 +163,91 @@ def train_a2gnn(x: Tensor, graph: Adj, labels: Tensor, num_classes: int,
     Raises:
         ValueError: if no node is labelled, or inputs disagree in size.
     """
-    h, w = grid_size
+    photo = PhotoGraph(x, graph, labels, grid_size, colour, boxes, edge_weight)
+    return train_a2gnn_batch([photo], num_classes, config=config, seeds=[seed],
+                             on_epoch=on_epoch)[0]
+
+
+def train_a2gnn_batch(photos: Sequence[PhotoGraph], num_classes: int, *,
+                      config: A2GNNConfig = A2GNNConfig(),
+                      seeds: Optional[Sequence[int]] = None,
+                      on_epoch: Optional[Callable[[int, int], None]] = None) -> List[Tensor]:
+    """Train a fresh model per photo, all photos at once; their node probabilities.
+
+    Photo ``b`` gets the result :func:`train_a2gnn` gives it alone with seed
+    ``seeds[b]`` (up to float rounding): its model is initialised from that seed,
+    its dropout drawn from its own generator, and the loss is the sum of the
+    photos' losses, so no photo's gradient depends on another.  With the A2GNN
+    layer the attention runs once over the block-diagonal graph of all photos
+    (:class:`~graphseg.nn.models.a2gnn_batch.BatchedA2GNN`), which is where the
+    time goes; the comparison layers (``"gcn"``, ``"gat"``, ``"agnn"``) run
+    photo by photo.
+
+    Args:
+        photos (sequence of PhotoGraph): the photos' graphs, seeds and losses'
+            inputs, on one device.
+        num_classes (int): classes, background (0) included, shared by all.
+        config (A2GNNConfig, optional): hyper-parameters, shared by all.
+            (default: ``A2GNNConfig()``)
+        seeds (sequence of int, optional): one per photo. (default: ``0`` for all)
+        on_epoch (callable, optional): as :func:`train_a2gnn`'s.
+
+    Returns:
+        list of Tensor: ``(N_b, num_classes)`` probabilities per photo, no gradient.
+
+    Raises:
+        ValueError: if a photo has no labelled node or inputs disagree in size
+            (naming the photo's place in the batch).
+    """
+    photos = list(photos)
+    if not photos:
+        raise ValueError("photos is empty: nothing to train")
+    seeds = [0] * len(photos) if seeds is None else [int(s) for s in seeds]
+    if len(seeds) != len(photos):
+        raise ValueError(f"seeds has {len(seeds)} entries for {len(photos)} photos")
+    for i, photo in enumerate(photos):
+        where = "" if len(photos) == 1 else f"photo {i}: "
+        try:
+            _check_photo(photo, num_classes)
+        except ValueError as error:
+            raise ValueError(f"{where}{error}") from None
+
+    generator_state = torch.random.get_rng_state()
+    try:
+        models = []
+        for seed in seeds:
+            torch.manual_seed(seed)
+            models.append(A2GNN(photos[0].x.size(1), num_classes,
+                                hidden_channels=config.hidden_channels,
+                                num_layers=config.num_layers, dropout=config.dropout,
+                                beta=config.beta, negative=config.negative,
+                                layer=config.layer))
+        model = _Models(models, photos, seeds).to(photos[0].x.device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
+                                     weight_decay=config.weight_decay)
+        losses = [_PhotoLoss(photo, config) for photo in photos]
+        epochs = config.stage1_epochs + config.stage2_epochs
+        for epoch in range(epochs):
+            stage2 = epoch >= config.stage1_epochs
+            model.train()
+            optimizer.zero_grad()
+            outputs = model()
+            loss = sum(photo_loss(logits, features, stage2)
+                       for photo_loss, (logits, features) in zip(losses, outputs))
+            loss.backward()
+            optimizer.step()
+            if on_epoch is not None:
+                on_epoch(epoch + 1, epochs)
+        model.eval()
+        with torch.no_grad():
+            return [logits.softmax(dim=-1) for logits, _ in model()]
+    finally:
+        torch.random.set_rng_state(generator_state)
+
+
+def _check_photo(photo: PhotoGraph, num_classes: int) -> None:
+    h, w = photo.grid_size
+    x, labels = photo.x, photo.labels
     if x.dim() != 2 or x.size(0) != h * w:
         raise ValueError(f"x must have shape ({h * w}, D) for grid size {(h, w)}, "
                          f"got {tuple(x.shape)}")
@@ -156,45 +261,90 @@ def train_a2gnn(x: Tensor, graph: Adj, labels: Tensor, num_classes: int,
         raise ValueError(f"labels holds class {int(labels[known].max())} but num_classes "
                          f"is {num_classes}")
 
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        model = A2GNN(x.size(1), num_classes, hidden_channels=config.hidden_channels,
-                      num_layers=config.num_layers, dropout=config.dropout, beta=config.beta,
-                      negative=config.negative, layer=config.layer).to(x.device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
-                                     weight_decay=config.weight_decay)
-        kernel = None
-        if colour is not None and config.reg_weight > 0:
-            kernel = gaussian_kernel(colour.to(x.device), config.reg_radius, config.sigma_xy,
-                                     config.sigma_rgb)
-        use_boxes = boxes is not None and len(boxes) > 0
-        current = labels
-        epochs = config.stage1_epochs + config.stage2_epochs
-        for epoch in range(epochs):
-            stage2 = epoch >= config.stage1_epochs
-            model.train()
-            optimizer.zero_grad()
-            logits, features = model(x, graph, edge_weight)
-            loss = balanced_cross_entropy(logits, current, balanced=config.balanced_ce) \
-                if bool((current != IGNORE).any()) else logits.sum() * 0
-            probs = logits.softmax(dim=-1)
-            if stage2 and kernel is not None:
-                loss = loss + config.reg_weight * regularized_loss(probs, kernel,
-                                                                   config.reg_radius)
-            if use_boxes and config.mp_weight > 0 and (stage2 or config.mp_in_stage1):
-                points = box_points(probs, boxes, grid_size)
-                loss = loss + config.mp_weight * mp_loss(logits, features, boxes, points)
-                if stage2 and config.consistency:
-                    source = current if config.accumulate_consistency else labels
-                    current = consistency_check(source, features.detach(), boxes, points,
-                                                grid_size)
-            loss.backward()
-            optimizer.step()
-            if on_epoch is not None:
-                on_epoch(epoch + 1, epochs)
-        model.eval()
-        with torch.no_grad():
-            return model(x, graph, edge_weight).logits.softmax(dim=-1)
-    finally:
-        torch.random.set_rng_state(generator_state)
+
+class _Models(torch.nn.Module):
+    """The photos' models; calling it gives every photo's ``(logits, features)``.
+
+    A2GNN: one :class:`BatchedA2GNN` over the block-diagonal graph.  The other
+    layers: the modules themselves, photo by photo.
+    """
+
+    def __init__(self, models: List[A2GNN], photos: List[PhotoGraph], seeds: List[int]):
+        super().__init__()
+        self.photos = photos
+        sizes = [photo.x.size(0) for photo in photos]
+        self.ptr = [0]
+        for size in sizes:
+            self.ptr.append(self.ptr[-1] + size)
+        if models[0].layer != "a2gnn":
+            self.models = torch.nn.ModuleList(models)
+            return
+        self.batched = BatchedA2GNN(models)
+        self.x = torch.cat([photo.x for photo in photos])
+        self.adj = CSRAdjacency.block_diagonal(_with_self_loops(photo) for photo in photos)
+        counts = torch.tensor(sizes)
+        node_model = torch.repeat_interleave(torch.arange(len(photos)), counts)
+        self.edge_model = node_model.to(self.adj.device).index_select(0, self.adj.row)
+        device = photos[0].x.device
+        self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+
+    def forward(self) -> List[Tuple[Tensor, Tensor]]:
+        if not hasattr(self, "batched"):
+            return [tuple(model(photo.x, photo.graph, photo.edge_weight))
+                    for model, photo in zip(self.models, self.photos)]
+        logits, features = self.batched(self.x, self.adj, self.ptr, self.edge_model,
+                                        self.generators)
+        return [(logits[a:b], features[a:b]) for a, b in zip(self.ptr[:-1], self.ptr[1:])]
+
+
+def _with_self_loops(photo: PhotoGraph) -> CSRAdjacency:
+    """The photo's graph as a CSR with one self loop per node (the layer's default)."""
+    graph = photo.graph
+    if isinstance(graph, GridAdjacency):
+        if photo.edge_weight is not None:
+            raise ValueError("edge_weight must be None with a GridAdjacency: it carries "
+                             "its own weights")
+        return graph.to_csr(add_self_loops=True)
+    if isinstance(graph, CSRAdjacency):
+        if photo.edge_weight is not None:
+            raise ValueError("edge_weight must be None with a CSRAdjacency: it carries "
+                             "its own weights")
+        if graph.self_loops:
+            return graph
+        graph, edge_weight = graph.to_edge_index()
+    else:
+        edge_weight = photo.edge_weight
+    return CSRAdjacency.from_edge_index(graph, edge_weight, photo.x.size(0),
+                                        add_self_loops=True)
+
+
+class _PhotoLoss:
+    """One photo's loss at an epoch (and its consistency-checked seeds)."""
+
+    def __init__(self, photo: PhotoGraph, config: A2GNNConfig):
+        self.config, self.photo = config, photo
+        self.kernel = None
+        if photo.colour is not None and config.reg_weight > 0:
+            colour = photo.colour.to(photo.x.device)
+            self.kernel = kernel_matrix(gaussian_kernel(colour, config.reg_radius,
+                                                        config.sigma_xy, config.sigma_rgb),
+                                        config.reg_radius)
+        self.use_boxes = photo.boxes is not None and len(photo.boxes) > 0
+        self.current = photo.labels
+
+    def __call__(self, logits: Tensor, features: Tensor, stage2: bool) -> Tensor:
+        config, photo, current = self.config, self.photo, self.current
+        loss = balanced_cross_entropy(logits, current, balanced=config.balanced_ce) \
+            if bool((current != IGNORE).any()) else logits.sum() * 0
+        probs = logits.softmax(dim=-1)
+        if stage2 and self.kernel is not None:
+            loss = loss + config.reg_weight * regularized_loss(probs, self.kernel,
+                                                               config.reg_radius)
+        if self.use_boxes and config.mp_weight > 0 and (stage2 or config.mp_in_stage1):
+            points = box_points(probs, photo.boxes, photo.grid_size)
+            loss = loss + config.mp_weight * mp_loss(logits, features, photo.boxes, points)
+            if stage2 and config.consistency:
+                source = current if config.accumulate_consistency else photo.labels
+                self.current = consistency_check(source, features.detach(), photo.boxes,
+                                                 points, photo.grid_size)
+        return loss

@@ -5,7 +5,7 @@ import torch
 from graphseg.graph import GridAdjacency, image_to_graph, label_map_to_nodes, nodes_to_label_map
 from graphseg.losses import boxes_to_grid
 from graphseg.nn import A2GNN
-from graphseg.propagation import A2GNNConfig, train_a2gnn
+from graphseg.propagation import A2GNNConfig, PhotoGraph, train_a2gnn, train_a2gnn_batch
 
 SMALL = dict(hidden_channels=16, stage1_epochs=15, stage2_epochs=15)
 
@@ -92,3 +92,61 @@ def test_boxes_with_mp_loss_on_a_real_photo(data_kit, grabcut, colour_position_f
     box[y1:y2, x1:x2] = 1
     box_iou = ((box == 1) & (mask == 1)).sum() / ((box == 1) | (mask == 1)).sum()
     assert iou > box_iou + 0.1, (iou, box_iou)
+
+
+def _photo(h, w, shift, boxes=False):
+    """A two-region photo graph (the regions' border ``shift`` columns from the middle)."""
+    colour = torch.full((3, h, w), 0.1)
+    colour[2, :, : w // 2 + shift] = 0.9
+    colour[0, :, w // 2 + shift:] = 0.9
+    data = image_to_graph(colour * 5, radius=2, edge_features=colour * 5)
+    labels = torch.full((h * w,), 255)
+    labels[0], labels[h * w - 1] = 0, 1
+    grid_boxes = boxes_to_grid([[1, w // 2, 0, w, h]], (h, w), (h, w)) if boxes else None
+    return PhotoGraph(data.x, GridAdjacency.from_data(data), labels, data.grid_size,
+                      colour, grid_boxes)
+
+
+@pytest.mark.parametrize("boxes", [False, True])
+def test_batched_training_gives_every_photo_its_one_photo_result(boxes):
+    # different sizes, seeds and seed maps; the box run also exercises the MP loss and
+    # consistency checking, which change a photo's seeds during training
+    photos = [_photo(8, 10, 0, boxes), _photo(6, 12, 2, boxes), _photo(9, 7, -1, boxes)]
+    config = A2GNNConfig(**SMALL)
+    together = train_a2gnn_batch(photos, 2, config=config, seeds=[3, 4, 5])
+    for photo, seed, result in zip(photos, [3, 4, 5], together):
+        alone = train_a2gnn(photo.x, photo.graph, photo.labels, 2, photo.grid_size,
+                            colour=photo.colour, boxes=photo.boxes, config=config, seed=seed)
+        assert torch.allclose(result, alone, atol=1e-5), (result - alone).abs().max()
+    # a photo's result does not depend on its neighbours in the batch
+    pair = train_a2gnn_batch(photos[1:], 2, config=config, seeds=[4, 5])
+    assert torch.allclose(pair[0], together[1], atol=1e-5)
+    other_seed = train_a2gnn_batch(photos, 2, config=config, seeds=[3, 9, 5])
+    assert not torch.allclose(other_seed[1], together[1], atol=1e-4)
+
+
+def test_batched_training_takes_every_graph_form_and_layer():
+    photo = _photo(8, 10, 0)
+    config = A2GNNConfig(**SMALL)
+    edge_index, edge_weight = photo.graph.to_edge_index()
+    forms = [photo, photo._replace(graph=photo.graph.to_csr()),
+             photo._replace(graph=edge_index, edge_weight=edge_weight)]
+    results = train_a2gnn_batch(forms, 2, config=config, seeds=[1, 1, 1])
+    for result in results[1:]:
+        assert torch.allclose(result, results[0], atol=1e-5)
+    gcn = train_a2gnn_batch([photo, _photo(6, 12, 2)], 2,
+                            config=A2GNNConfig(layer="gcn", **SMALL), seeds=[1, 2])
+    alone = train_a2gnn(photo.x, photo.graph, photo.labels, 2, photo.grid_size,
+                        colour=photo.colour, config=A2GNNConfig(layer="gcn", **SMALL), seed=1)
+    assert gcn[0].argmax(1).tolist() == alone.argmax(1).tolist()
+
+
+def test_batched_training_names_the_bad_photo():
+    good, bad = _photo(8, 10, 0), _photo(6, 12, 2)
+    bad = bad._replace(labels=torch.full_like(bad.labels, 255))
+    with pytest.raises(ValueError, match="photo 1: labels has no labelled node"):
+        train_a2gnn_batch([good, bad], 2, config=A2GNNConfig(**SMALL))
+    with pytest.raises(ValueError, match="seeds has 1 entries for 2 photos"):
+        train_a2gnn_batch([good, good], 2, seeds=[0])
+    with pytest.raises(ValueError, match="photos is empty"):
+        train_a2gnn_batch([], 2)
