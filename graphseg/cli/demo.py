@@ -18,10 +18,15 @@ import numpy as np
 import torch
 
 from graphseg.cli.failures import Failures
-from graphseg.cli.options import add_propagation_arguments, propagation
+from graphseg.cli.options import (
+    add_propagation_arguments,
+    add_training_arguments,
+    propagation,
+    training_config,
+)
 from graphseg.data import GrabCutDataset, sample_root
 from graphseg.metrics import object_iou
-from graphseg.propagation import FEATURES, A2GNNConfig, StageBar, propagate
+from graphseg.propagation import FEATURES, StageBar, propagate
 from graphseg.seeds import opencv_grabcut
 from graphseg.viz import save_panels
 
@@ -32,9 +37,6 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     names = dataset.names[: args.limit]
     propagator, layer = propagation(args)
-    overrides = {"hidden_channels": args.hidden}
-    if args.epochs:
-        overrides["stage1_epochs"], overrides["stage2_epochs"] = args.epochs
     print(f"graphseg demo: {len(names)} GrabCut photos bundled with graphseg, "
           f"{args.features} node features, propagator {propagator}, layer {layer}, "
           f"hidden {args.hidden}, seed {args.seed}")
@@ -51,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
             bar.describe(f"{name} {kind}")
             result = propagate(sample.image, annotation, kind, 2, propagator=propagator,
                                layer=layer,
-                               config=A2GNNConfig.release(kind, **overrides),
+                               config=training_config(kind, hidden=args.hidden,
+                                                      epochs=args.epochs),
                                features=args.features, seed=args.seed, progress=bar)
             row[kind] = object_iou(result.labels, sample.label)
             weak = {"boxes": sample.boxes} if kind == "boxes" else {"seeds": annotation}
@@ -90,12 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--features", choices=FEATURES, default="espnetv2",
                         help="node features (default espnetv2, the bundled pretrained encoder)")
     add_propagation_arguments(parser)
-    parser.add_argument("--hidden", type=int, default=64,
-                        help="hidden channels (default 64: on GrabCut as good as the thesis' "
-                             "256 and about three times faster)")
-    parser.add_argument("--epochs", type=int, nargs=2, metavar=("STAGE1", "STAGE2"),
-                        help="epochs of the two stages (default: the release schedules)")
+    add_training_arguments(parser)
     parser.add_argument("--limit", type=int, help="only the first N photos")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
-                        help="torch threads (default all)")
+

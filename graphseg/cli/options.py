@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Tuple
+from typing import Optional, Sequence, Tuple
 
-from graphseg.propagation import LAYERS, PROPAGATORS
+from graphseg.propagation import LAYERS, PROPAGATORS, A2GNNConfig
+
+# The commands' per-photo training, chosen on the data kit's GrabCut-13 and MSRC-v2 val
+# photos (benchmarks/README.md, issue 17): hidden 64 is as good as the thesis' 256 at a
+# third of the time, and 50 + 50 epochs as good as the release's 150 + 150 for boxes.
+HIDDEN = 64
+EPOCHS = (50, 50)
+# One torch thread per process: the graphs are small, and two threads, 1.5x faster on
+# idle cores, are 13x slower when another job shares them (OpenMP's waiting threads
+# spin); a folder goes faster with --workers, one process per core.
+THREADS = 1
 
 # graphseg 0.1 spelled the random walk as a layer; accepted for one more release
 _OLD_RANDOM_WALK = "random-walk"
@@ -30,3 +40,31 @@ def propagation(args: argparse.Namespace) -> Tuple[str, str]:
               file=sys.stderr)
         return "random-walk", "a2gnn"
     return args.propagator, args.layer
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--hidden``, ``--epochs`` and ``--threads``: the per-photo training."""
+    parser.add_argument("--hidden", type=int, default=HIDDEN,
+                        help=f"hidden channels (default {HIDDEN}; the thesis used 256)")
+    parser.add_argument("--epochs", type=int, nargs=2, metavar=("STAGE1", "STAGE2"),
+                        help=f"epochs of the two stages (default {EPOCHS[0]} {EPOCHS[1]})")
+    parser.add_argument("--threads", type=int, default=THREADS,
+                        help=f"torch threads per process (default {THREADS}: faster than 2 "
+                             "as soon as another job shares the cores; a folder goes "
+                             "faster with --workers)")
+
+
+def training_config(kind: str, *, layer: Optional[str] = None, hidden: Optional[int] = None,
+                    epochs: Optional[Sequence[int]] = None,
+                    lr: Optional[float] = None) -> A2GNNConfig:
+    """The commands' training for ``kind``: the release's settings
+    (:meth:`A2GNNConfig.release`) with :data:`HIDDEN` and :data:`EPOCHS`, then the
+    options given."""
+    stage1, stage2 = EPOCHS if epochs is None else epochs
+    overrides = {"hidden_channels": hidden or HIDDEN, "stage1_epochs": stage1,
+                 "stage2_epochs": stage2}
+    if layer is not None:
+        overrides["layer"] = layer
+    if lr is not None:
+        overrides["lr"] = lr
+    return A2GNNConfig.release(kind, **overrides)

@@ -65,12 +65,17 @@ from graphseg.cli.failures import (
     reading,
 )
 from graphseg.cli.info import collect
-from graphseg.cli.options import add_propagation_arguments, propagation
+from graphseg.cli.options import (
+    add_propagation_arguments,
+    add_training_arguments,
+    propagation,
+    training_config,
+)
 from graphseg.cli.seeds import load_model, train_classifier
 from graphseg.data import read_boxes, read_classes, read_seeds, read_tags, write_label_png
 from graphseg.data.dataset import find_file, stems
 from graphseg.nn.models import load_classifier
-from graphseg.propagation import FEATURES, A2GNNConfig, StageBar, propagate
+from graphseg.propagation import FEATURES, StageBar, propagate
 from graphseg.propagation.propagate import MAX_SIDE, RADIUS
 from graphseg.refine.crf import PRESETS
 from graphseg.training import load_affinity_net
@@ -205,16 +210,11 @@ def run(args: argparse.Namespace) -> int:
                                          background=args.background, seed=args.seed)
             cam = str(out / "cam.pt")
     propagator, layer = propagation(args)
-    overrides = {"layer": layer}
-    if args.hidden:
-        overrides["hidden_channels"] = args.hidden
-    if args.epochs:
-        overrides["stage1_epochs"], overrides["stage2_epochs"] = args.epochs
-    if args.lr:
-        overrides["lr"] = args.lr
+    config = training_config(kind, layer=layer, hidden=args.hidden, epochs=args.epochs,
+                             lr=args.lr)
     options = {"images": str(images_dir), "source": str(source), "kind": kind,
                "class_names": class_names, "tags": tags, "cam": cam,
-               "propagator": propagator, "config": A2GNNConfig.release(kind, **overrides),
+               "propagator": propagator, "config": config,
                "features": args.features, "affinity": args.affinity,
                "stride": args.stride, "radius": args.radius, "fusion": args.fusion,
                "crf": None if args.crf == "none" else args.crf, "background": args.background,
@@ -494,18 +494,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "a 4000 x 3000 photo's graph needs gigabytes at full size)")
     parser.add_argument("--radius", type=int,
                         help="window radius in nodes (default 4 boxes/scribbles, 3 points/tags)")
-    parser.add_argument("--hidden", type=int, default=64,
-                        help="hidden channels (default 64, the setting of every GNN row of "
-                             "benchmarks/README.md's pseudo-label tables, e.g. GrabCut-13 "
-                             "boxes 0.836; the thesis used 256)")
-    parser.add_argument("--epochs", type=int, nargs=2, metavar=("STAGE1", "STAGE2"),
-                        help="epochs of the two stages (default 150 150 boxes, else 50 50)")
+    add_training_arguments(parser)
     parser.add_argument("--lr", type=float, help="learning rate (default 0.035 boxes, else 0.03)")
     parser.add_argument("--save-probs", action="store_true",
                         help="also write OUT/probs/STEM.npz (float16 probabilities)")
     parser.add_argument("--gt", metavar="DIR",
                         help="STEM.png ground truth (or a GrabCut/MSRC/VOC root): print mIoU")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
-                        help="torch threads of the main process (default all)")
     parser.add_argument("--overwrite", action="store_true",
                         help="recompute images whose label map exists")

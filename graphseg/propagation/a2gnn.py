@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from torch_geometric.typing import Adj
 
+from graphseg.graph.adjacency import CSRAdjacency, GridAdjacency
 from graphseg.losses import (
     balanced_cross_entropy,
     box_points,
@@ -29,7 +30,6 @@ from graphseg.losses import (
     mp_loss,
     regularized_loss,
 )
-from graphseg.graph.adjacency import CSRAdjacency, GridAdjacency
 from graphseg.nn.models.a2gnn import A2GNN
 from graphseg.nn.models.a2gnn_batch import BatchedA2GNN
 from graphseg.utils.checks import check_choice, check_finite

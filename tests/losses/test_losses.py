@@ -10,6 +10,7 @@ from graphseg.losses import (
     boxes_to_grid,
     consistency_check,
     gaussian_kernel,
+    kernel_matrix,
     mp_loss,
     regularized_loss,
 )
@@ -117,3 +118,31 @@ def test_box_points_mp_loss_and_consistency_against_loops():
     assert torch.equal(checked, expected)
     assert not torch.equal(checked, labels)  # the case exercises a removal
     assert mp_loss(logits, features, boxes[:0], []) == 0
+
+
+def test_kernel_matrix_gives_the_same_regularized_loss_and_gradient():
+    torch.manual_seed(1)
+    colour = torch.rand(3, 6, 7, dtype=torch.float64)
+    planes = gaussian_kernel(colour, radius=2, sigma_xy=1.5, sigma_rgb=0.3)
+    matrix = kernel_matrix(planes, radius=2)
+    pairs = brute_force_kernel(colour, 2, 1.5, 0.3)
+    dense = matrix.to_dense()
+    assert matrix.shape == (42, 42) and dense.diagonal().abs().sum() == 0
+    for (a, b), g in pairs.items():
+        assert math.isclose(float(dense[a, b]), g, rel_tol=1e-12)
+    logits = torch.randn(42, 3, dtype=torch.float64, requires_grad=True)
+    for probs in (logits.softmax(-1), logits.sigmoid()):  # the gradient needs no sum to 1
+        by_planes = regularized_loss(probs, planes, radius=2)
+        by_matrix = regularized_loss(probs, matrix, radius=2)
+        assert torch.allclose(by_planes, by_matrix)
+        grads = [torch.autograd.grad(v, logits, retain_graph=True)[0]
+                 for v in (by_planes, by_matrix)]
+        assert torch.allclose(*grads)
+    lopsided = planes.clone()
+    lopsided[0, 3, 3] += 0.5
+    with pytest.raises(ValueError, match="not symmetric"):
+        kernel_matrix(lopsided, radius=2)
+    with pytest.raises(ValueError, match=r"kernel must have shape \(9, H, W\)"):
+        kernel_matrix(planes, radius=1)
+    with pytest.raises(ValueError, match=r"probs must have shape \(42, C\)"):
+        regularized_loss(logits[:5], matrix)

@@ -221,3 +221,28 @@ def test_dispatch_errors():
     # the same layer as the reference on an adjacency: "auto" picks the native kernel
     ref = AffinityAttentionConv(impl="message_passing").double()(x, adj)
     assert torch.allclose(ref, AffinityAttentionConv().double()(x, adj))
+
+
+@pytest.mark.parametrize("negative", MODES)
+def test_csr_kernel_with_one_w_per_edge_is_two_graphs_in_one(negative):
+    # two graphs with their own w, joined block-diagonally: each graph's own result,
+    # and gradcheck through the per-edge w
+    (x1, d1), (x2, d2) = grid_case(4, 5, 2, seed=1, f=3), grid_case(3, 4, 1, seed=2, f=3)
+    g1, g2 = (CSRAdjacency.from_edge_index(d.edge_index, d.edge_weight, d.num_nodes,
+                                           add_self_loops=True) for d in (d1, d2))
+    joined = CSRAdjacency.block_diagonal([g1, g2])
+    assert joined.num_nodes == 32 and joined.num_edges == g1.num_edges + g2.num_edges
+    assert joined.self_loops and bool(joined.is_self.sum() == 32)
+    w = torch.tensor([0.7, 1.9], dtype=torch.float64, requires_grad=True)
+    edge_graph = (joined.row >= 20).long()
+
+    def joined_fn(x, w):
+        return csr_attention(x, joined, w.index_select(0, edge_graph), 2.0, negative)[0]
+
+    x = torch.cat([x1, x2]).requires_grad_(True)
+    out = joined_fn(x, w)
+    assert torch.allclose(out[:20], csr_attention(x1, g1, w[:1], 2.0, negative)[0])
+    assert torch.allclose(out[20:], csr_attention(x2, g2, w[1:], 2.0, negative)[0])
+    assert torch.autograd.gradcheck(joined_fn, (x, w))
+    with pytest.raises(ValueError, match="every graph has edge weights or none"):
+        CSRAdjacency.block_diagonal([g1, g2.with_weight(None)])

