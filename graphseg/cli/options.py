@@ -7,12 +7,8 @@ import sys
 from typing import Optional, Sequence, Tuple
 
 from graphseg.propagation import LAYERS, PROPAGATORS, A2GNNConfig
+from graphseg.propagation.a2gnn import EPOCHS, HIDDEN
 
-# The commands' per-photo training, chosen on the data kit's GrabCut-13 and MSRC-v2 val
-# photos (benchmarks/README.md, issue 17): hidden 64 is as good as the thesis' 256 at a
-# third of the time, and 50 + 50 epochs as good as the release's 150 + 150 for boxes.
-HIDDEN = 64
-EPOCHS = (50, 50)
 # One torch thread per process: the graphs are small, and two threads, 1.5x faster on
 # idle cores, are 13x slower when another job shares them (OpenMP's waiting threads
 # spin); a folder goes faster with --workers, one process per core.
@@ -57,14 +53,15 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 def training_config(kind: str, *, layer: Optional[str] = None, hidden: Optional[int] = None,
                     epochs: Optional[Sequence[int]] = None,
                     lr: Optional[float] = None) -> A2GNNConfig:
-    """The commands' training for ``kind``: the release's settings
-    (:meth:`A2GNNConfig.release`) with :data:`HIDDEN` and :data:`EPOCHS`, then the
+    """The commands' training for ``kind``: :meth:`A2GNNConfig.default`, then the
     options given."""
-    stage1, stage2 = EPOCHS if epochs is None else epochs
-    overrides = {"hidden_channels": hidden or HIDDEN, "stage1_epochs": stage1,
-                 "stage2_epochs": stage2}
+    overrides = {}
+    if hidden:
+        overrides["hidden_channels"] = hidden
+    if epochs:
+        overrides["stage1_epochs"], overrides["stage2_epochs"] = epochs
     if layer is not None:
         overrides["layer"] = layer
     if lr is not None:
         overrides["lr"] = lr
-    return A2GNNConfig.release(kind, **overrides)
+    return A2GNNConfig.default(kind, **overrides)

@@ -268,12 +268,12 @@ def run(args: argparse.Namespace) -> int:
             with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"),
                                      initializer=_setup_worker,
                                      initargs=(worker_options,)) as pool:
-                # the workers start (and inherit this) with Ctrl-C blocked: it is the main
-                # process's to handle, even while a worker still imports torch; blocked,
-                # not ignored, so a Ctrl-C during the start reaches this process after it
-                with _ctrl_c_held():
-                    results = pool.map(_one, todo)
                 try:
+                    # the workers start (and inherit this) with Ctrl-C blocked: it is the
+                    # main process's to handle, even while a worker still imports torch;
+                    # one sent meanwhile is raised here when they have started
+                    with _ctrl_c_held():
+                        results = pool.map(_one, todo)
                     for name, result in zip(todo, results):
                         record(name, result)
                         bar.update()
@@ -418,20 +418,28 @@ def _check_resume(out: Path, manifest_path: Path, images: dict, settings: dict,
 
 @contextlib.contextmanager
 def _ctrl_c_held():
-    """SIGINT blocked inside the block and delivered after it (ignored where signal
-    masks do not exist, as on Windows)."""
-    if not hasattr(signal, "pthread_sigmask"):
-        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, handler)
-        return
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    """A Ctrl-C inside the block is only noted, and raised as KeyboardInterrupt when
+    the block ends; processes started inside it begin with SIGINT blocked.
+
+    The mask is per thread: another thread (tqdm's monitor) may still take the
+    signal, and Python then runs the handler in this thread at any point, also
+    inside the pool's internals, where a KeyboardInterrupt could be swallowed; so
+    the handler only notes it.  Where signal masks do not exist (Windows), SIGINT
+    is noted the same way.
+    """
+    caught = []
+    handler = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    masked = hasattr(signal, "pthread_sigmask")
+    if masked:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        if masked:  # a pending SIGINT is delivered now, to the noting handler
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _setup_worker(options: dict) -> None:

@@ -22,9 +22,9 @@ trained affinities.  Along colour affinities the walk smears the CAM: on 12
 MSRC-v2 val images with tags (ESPNetv2 CAM, hidden 64) the fusion lowers the
 mIoU from 0.582 to 0.331 (0.511 at 1:1), so it is off by default.
 
-Training follows :meth:`A2GNNConfig.release` for the kind unless a config is
-given.  Every stage is timed (:attr:`Propagation.seconds`).  ``max_side=`` works on
-a shrunk copy of a large photo and writes its results at full size
+Training follows :meth:`A2GNNConfig.default` for the kind (the release's settings,
+shorter) unless a config is given.  Every stage is timed (:attr:`Propagation.seconds`).
+``max_side=`` works on a shrunk copy of a large photo and writes its results at full size
 (``graphseg propagate --max-side``, default :data:`MAX_SIDE`).
 """
 from __future__ import annotations
@@ -158,7 +158,7 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
         layer (str, optional): the GNN's layer, ``"a2gnn"``, ``"gcn"``, ``"gat"``
             or ``"agnn"``; overrides ``config.layer``. (default: the config's)
         config (A2GNNConfig, optional): per-image training.
-            (default: ``A2GNNConfig.release(kind)``)
+            (default: ``A2GNNConfig.default(kind)``)
         cam (CAMClassifier, optional): required for ``"tags"``; with
             ``"points"`` it limits the classes to the pointed ones and allows
             the fusion. (default: ``None``)
@@ -231,7 +231,7 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
     image = check_image(image)
     check_choice(kind, "kind", SUPERVISIONS)
     check_positive_int(num_classes, "num_classes", minimum=2)
-    config = config or A2GNNConfig.release(kind)
+    config = config or A2GNNConfig.default(kind)
     if layer is not None:
         # segment_image turns 0.1's layer="random-walk" into the propagator, with a warning
         config = replace(config, layer=layer if layer == "random-walk"
