@@ -76,7 +76,7 @@ from graphseg.data import read_boxes, read_classes, read_seeds, read_tags, write
 from graphseg.data.dataset import find_file, stems
 from graphseg.nn.models import load_classifier
 from graphseg.propagation import FEATURES, StageBar, propagate
-from graphseg.propagation.propagate import MAX_SIDE, RADIUS
+from graphseg.propagation.propagate import GRABCUT_PRIOR, MAX_SIDE, RADIUS
 from graphseg.refine.crf import PRESETS
 from graphseg.training import load_affinity_net
 from graphseg.utils import distributed
@@ -123,6 +123,7 @@ def _one(name: str) -> dict:
                            cam=o["cam_model"], features=o["features"],
                            affinity=o["affinity_model"], stride=o["stride"],
                            radius=o["radius"], fusion=o["fusion"], crf=o["crf"],
+                           grabcut_prior=o["grabcut_prior"],
                            background=o["background"], seed=o["seed"], device=o["device"],
                            progress=o.get("progress"), max_side=o["max_side"])
         if result.instances is not None:
@@ -178,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
         if value < least and not (flag == "--max-side" and value == 0):
             raise UsageError(f"{flag} {value}: expected at least {least}"
                              + (" (or 0, full size)" if flag == "--max-side" else ""))
+    if not 0.0 < args.grabcut_prior < 1.0:
+        raise UsageError(f"--grabcut-prior {args.grabcut_prior}: expected a value in (0, 1)")
     cam_model = load_model("--cam", args.cam, "cam") if args.cam else None
     affinity_model = load_model("--affinity", args.affinity, "affinity") \
         if args.affinity else None
@@ -217,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
                "propagator": propagator, "config": config,
                "features": args.features, "affinity": args.affinity,
                "stride": args.stride, "radius": args.radius, "fusion": args.fusion,
+               "grabcut_prior": args.grabcut_prior,
                "crf": None if args.crf == "none" else args.crf, "background": args.background,
                "seed": args.seed, "device": device, "out": str(out),
                "save_probs": args.save_probs, "threads": args.threads,
@@ -323,6 +327,7 @@ _SETTINGS = {"images": "--images", "kind": "the kind of annotation", "source": N
              "num_classes": "--num-classes", "background": "--background",
              "propagator": "--propagator", "features": "--features", "affinity": "--affinity",
              "stride": "--stride", "radius": "--radius", "fusion": "--fusion", "crf": "--crf",
+             "grabcut_prior": "--grabcut-prior",
              "max_side": "--max-side", "seed": "--seed", "config": None}
 _CONFIG_FLAGS = {"layer": "--layer", "hidden_channels": "--hidden", "stage1_epochs": "--epochs",
                  "stage2_epochs": "--epochs", "lr": "--lr"}
@@ -486,6 +491,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the largest annotated id + 1)")
     parser.add_argument("--background", type=int, default=0,
                         help="background class id (default 0)")
+    parser.add_argument("--grabcut-prior", type=float, default=GRABCUT_PRIOR, metavar="P",
+                        help="boxes: pool the GNN's probabilities with GrabCut's answer in "
+                             "each box, odds x P / (1 - P) where it says object (default "
+                             f"{GRABCUT_PRIOR}; 0.5 = off)")
     parser.add_argument("--crf", choices=[*PRESETS, "none"], default="final",
                         help="dense CRF preset after propagation (default final)")
     parser.add_argument("--features", choices=FEATURES, default="espnetv2",

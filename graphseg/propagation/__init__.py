@@ -12,6 +12,7 @@ graph network on that photo's own graph (thesis chapter 3).
   encoder (:func:`backbone_features`) or colour and position.
 * :func:`propagate`: one photo from its weak annotation (boxes, scribbles,
   points, tags) to dense labels, seeds included; :func:`box_instances`;
+  :func:`grabcut_fusion` (boxes: GrabCut's answer pooled with the GNN's);
   ``progress=`` reports its stages (:mod:`graphseg.propagation.progress`).
 """
 from graphseg.propagation.a2gnn import A2GNNConfig, PhotoGraph, train_a2gnn, train_a2gnn_batch
@@ -23,12 +24,18 @@ from graphseg.propagation.pipeline import (
     walk_seeds,
 )
 from graphseg.propagation.progress import STAGES, StageBar
-from graphseg.propagation.propagate import LAYERS, Propagation, box_instances, propagate
+from graphseg.propagation.propagate import (
+    LAYERS,
+    Propagation,
+    box_instances,
+    grabcut_fusion,
+    propagate,
+)
 from graphseg.utils.deprecation import moved
 
 __getattr__ = moved(__name__, {"KINDS": "graphseg.utils.constants:SUPERVISIONS"})
 
 __all__ = ["A2GNNConfig", "FEATURES", "LAYERS", "PROPAGATORS", "PhotoGraph", "Propagation",
            "STAGES", "StageBar", "backbone_features", "box_instances",
-           "colour_position_features", "node_features", "propagate", "segment_image",
-           "train_a2gnn", "train_a2gnn_batch", "walk_seeds"]
+           "colour_position_features", "grabcut_fusion", "node_features", "propagate",
+           "segment_image", "train_a2gnn", "train_a2gnn_batch", "walk_seeds"]

@@ -159,7 +159,11 @@ def box_seeds(image: np.ndarray, boxes, background: int = 0, band: float = 0.05,
         seed (int, optional): GrabCut's random seed. (default: ``0``)
 
     Returns:
-        Seeds: the seed map (no scores).
+        Seeds: the seed map, and as ``scores`` GrabCut's own answer (before the
+        erosion) for every box class (``classes``, ascending): 1 where a box of
+        that class says foreground, 0 where it says background, 0.5 where no box
+        of the class has an answer (outside them, or a tiny box).  Where boxes of
+        one class overlap, foreground wins.
 
     >>> import numpy as np
     >>> from graphseg.seeds import box_seeds
@@ -174,6 +178,8 @@ def box_seeds(image: np.ndarray, boxes, background: int = 0, band: float = 0.05,
             raise ValueError(f"{name} must be in [0, 0.5), got {value}")
     boxes = _check_boxes(boxes, image.shape[:2], background)
     labels = np.full(image.shape[:2], background, dtype=np.uint8)
+    classes = tuple(sorted({int(c) for c in boxes[:, 0]}))
+    scores = np.full((len(classes), *image.shape[:2]), 0.5, dtype=np.float32)
     for cls, x1, y1, x2, y2 in boxes[largest_first(boxes)]:
         region = labels[y1:y2, x1:x2]
         if (x2 - x1) * (y2 - y1) < MIN_BOX_AREA:
@@ -181,6 +187,8 @@ def box_seeds(image: np.ndarray, boxes, background: int = 0, band: float = 0.05,
             continue
         with trusted_inputs():  # the image is checked above
             foreground = grabcut_box(image, (x1, y1, x2, y2), iterations, seed)
+        answer = scores[classes.index(int(cls)), y1:y2, x1:x2]
+        answer[:] = np.maximum(np.where(answer == 0.5, 0.0, answer), foreground)
         erosion = band
         if context_ratio((x1, y1, x2, y2), image.shape[:2]) < LOW_CONTEXT:
             erosion = max(band, wide_band)
@@ -193,7 +201,7 @@ def box_seeds(image: np.ndarray, boxes, background: int = 0, band: float = 0.05,
         # a larger box's foreground stays unless this (smaller) box claims the pixel
         region[region == background] = IGNORE
         region[foreground] = cls
-    return Seeds(labels)
+    return Seeds(labels, scores, classes)
 
 
 def opencv_grabcut(image: np.ndarray, boxes, background: int = 0, iterations: int = 5,

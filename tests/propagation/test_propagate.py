@@ -14,10 +14,12 @@ from graphseg.propagation import (
     A2GNNConfig,
     backbone_features,
     box_instances,
+    grabcut_fusion,
     node_features,
     propagate,
     walk_seeds,
 )
+from graphseg.seeds import box_seeds
 
 FAST = dict(stage1_epochs=15, stage2_epochs=10, hidden_channels=16)
 
@@ -243,3 +245,32 @@ def test_max_side_keeps_every_click():
     _, boxes = module._shrink(np.zeros((300, 400, 3), np.uint8),
                               np.array([[1, 5, 5, 395, 298]]), "boxes", 40)
     assert boxes.tolist() == [[1, 0, 0, 40, 30]]  # rounded outward, clipped
+
+
+def test_grabcut_fusion_against_the_odds_it_multiplies():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3), size=(4, 5)).transpose(2, 0, 1).astype(np.float32)
+    grabcut = np.stack([rng.choice([0.0, 0.5, 1.0], size=(4, 5))])
+    fused = grabcut_fusion(probs, grabcut, [2], prior=0.8)
+    factor = np.where(grabcut[0] == 1, 4.0, np.where(grabcut[0] == 0, 0.25, 1.0))
+    expected = probs.astype(np.float64).copy()
+    expected[2] *= factor
+    expected /= expected.sum(axis=0)
+    np.testing.assert_allclose(fused, expected, rtol=1e-5)
+    np.testing.assert_allclose(grabcut_fusion(probs, grabcut, [2], prior=0.5), probs,
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match=r"grabcut_prior must be in \(0, 1\)"):
+        grabcut_fusion(probs, grabcut, [2], prior=1.0)
+    with pytest.raises(ValueError, match=r"grabcut must have shape \(2, 4, 5\)"):
+        grabcut_fusion(probs, grabcut, [1, 2])
+
+
+def test_grabcut_prior_moves_box_results_towards_grabcut(data_kit):
+    sample = GrabCutDataset(data_kit / "grabcut").load("memorial")
+    config = A2GNNConfig.default("boxes", hidden_channels=16, stage1_epochs=5,
+                                 stage2_epochs=5)
+    off, on = (propagate(sample.image, sample.boxes, "boxes", 2, config=config,
+                         features="colour", grabcut_prior=p, crf=None) for p in (0.5, 0.9))
+    answer = box_seeds(sample.image, sample.boxes).scores[0] == 1
+    agree = [float(((r.labels == 1) == answer).mean()) for r in (off, on)]
+    assert agree[1] > agree[0], agree

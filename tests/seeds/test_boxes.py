@@ -167,3 +167,17 @@ def test_opencv_grabcut_baseline_labels_every_pixel():
     labels = opencv_grabcut(image, [[3, 15, 10, 65, 50]])
     assert labels.shape == (60, 80) and set(np.unique(labels)) == {0, 3}
     assert (labels[22:38, 27:53] == 3).all() and (labels[:10] == 0).all()
+
+
+def test_box_seeds_scores_are_grabcuts_answer_per_class():
+    image = _two_squares()
+    boxes = [[3, 5, 5, 35, 35], [5, 40, 25, 75, 55], [5, 0, 0, 6, 6]]  # the last one tiny
+    seeds = box_seeds(image, boxes, band=0)
+    assert seeds.classes == (3, 5) and seeds.scores.shape == (2, 60, 80)
+    bright, dark = seeds.scores
+    answer = grabcut_box(image, (5, 5, 35, 35))
+    np.testing.assert_array_equal(bright[5:35, 5:35], answer.astype(np.float32))
+    assert (bright[40:, :] == 0.5).all() and (dark[:5, :5] == 0.5).all()  # no answer there
+    assert dark[35, 55] == 1 and dark[27, 42] == 0
+    # the eroded foreground of the seeds lies inside GrabCut's answer
+    assert (bright[seeds.labels == 3] == 1).all()
