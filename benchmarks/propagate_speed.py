@@ -12,12 +12,13 @@ machine line says which.  Sections (``--sections``, all by default):
 * ``gnn``: the GNN stage alone (:func:`graphseg.propagation.train_a2gnn` at the
   command's box settings) on a 64 x 64-node graph, radius 4: a GrabCut photo resized
   to 512 x 512 at stride 8, its box seeds and ESPNetv2 features.
-* ``load``: the command on ``--load-photos`` photos alone, then two copies started
+* ``load``: the command on ``--load-photos`` (3) photos alone, then two copies started
   together on the same cores (each into its own folder): wall seconds and the
   slowdown of each; with ``--threads-sweep`` also at 2 torch threads per process,
   the setting that collapses under load.
-* ``workers``: the command with ``--workers 1`` and ``--workers 2`` on the same
-  photos: throughput (photos per second, start included) and their ratio.
+* ``workers``: the command with ``--workers 1`` and ``--workers 2`` on all the
+  photos: throughput (photos per second, the processes' start included) and their
+  ratio.
 * ``batch``: :func:`graphseg.propagation.train_a2gnn_batch` of ``--batch`` photos'
   graphs at once against the same photos one by one: seconds and ratio.
 * ``demo``: ``graphseg demo`` end to end (a fresh process), wall seconds and its
@@ -265,7 +266,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default=str(kit_root() / "grabcut"), help="GrabCut-13 folder")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--load-photos", type=int, default=None,
-                        help="photos per command in load and workers (default 4)")
+                        help="photos per command in the load section (default 3)")
     parser.add_argument("--batch", type=int, default=4, help="photos in the batch section")
     parser.add_argument("--threads-sweep", action="store_true",
                         help="load: also 2 torch threads per process (minutes: it collapses)")
@@ -277,7 +278,7 @@ def main(argv=None) -> int:
     names = dataset.names[:2] if args.quick else dataset.names
     epochs = (5, 5) if args.quick else None
     extra = ["--epochs", "5", "5"] if args.quick else []
-    load_names = names[: args.load_photos or (1 if args.quick else 4)]
+    load_names = names[: args.load_photos or (1 if args.quick else 3)]
     threads = args.threads or 1
     info = machine(threads)
     print(machine_line(info))
@@ -296,8 +297,7 @@ def main(argv=None) -> int:
                 results[section] = load_section(dataset, load_names, work, extra,
                                                 [1, 2] if args.threads_sweep else [1])
             elif section == "workers":
-                results[section] = workers_section(dataset, names[: max(2, len(load_names))],
-                                                   work, extra)
+                results[section] = workers_section(dataset, names, work, extra)
             elif section == "batch":
                 results[section] = batch_section(dataset, names[: args.batch], epochs)
             else:
