@@ -133,7 +133,7 @@ def grabcut_fusion(probs: np.ndarray, grabcut: np.ndarray, classes: Sequence[int
     ``(prior / (1 - prior)) ** (2 s - 1)``, ``s`` GrabCut's answer for ``c``
     (:func:`box_seeds`' scores: 1 foreground, 0 background, 0.5 none), then every
     pixel is renormalised.  Chosen on the data kit (benchmarks/README.md, issue
-    17): with the default 0.8 GrabCut-13 boxes go from 0.841 to 0.861 mean object
+    17): with the default 0.8 GrabCut-13 boxes go from 0.841 to 0.860 mean object
     IoU (OpenCV GrabCut 0.859); linear pooling at 0.5 or more would let GrabCut
     alone decide every pixel.
 
