@@ -55,10 +55,16 @@ from _common import (  # noqa: E402
 
 from graphseg.data import GrabCutDataset, kit_root  # noqa: E402
 from graphseg.metrics import object_iou  # noqa: E402
+from graphseg.propagation import A2GNNConfig  # noqa: E402
 from graphseg.utils.io import read_label_map  # noqa: E402
 
 SECTIONS = ("photos", "gnn", "load", "workers", "batch", "demo")
 STAGES = ("seeds", "features", "propagation", "postprocess", "total")
+
+
+def _epochs(epochs) -> dict:
+    """``A2GNNConfig.default``'s overrides for ``--quick``'s epochs (None: the default)."""
+    return {} if epochs is None else {"stage1_epochs": epochs[0], "stage2_epochs": epochs[1]}
 
 
 def _command(name: str, *args: str) -> list:
@@ -122,7 +128,6 @@ def photos_section(dataset, names, work: Path, extra) -> dict:
 
 
 def gnn_section(dataset, name: str, epochs) -> dict:
-    from graphseg.cli.options import training_config
     from graphseg.graph import GridAdjacency, image_to_graph, label_map_to_nodes
     from graphseg.losses import boxes_to_grid
     from graphseg.propagation import colour_position_features, node_features, train_a2gnn
@@ -139,7 +144,7 @@ def gnn_section(dataset, name: str, epochs) -> dict:
     data = image_to_graph(node_features(image, "espnetv2", 8), radius=4,
                           edge_features=colour * 10)
     labels = label_map_to_nodes(seeds, data.grid_size)
-    config = training_config("boxes", epochs=epochs)
+    config = A2GNNConfig.default("boxes", **_epochs(epochs))
     start = time.perf_counter()
     train_a2gnn(data.x, GridAdjacency.from_data(data), labels, 2, data.grid_size,
                 colour=colour, boxes=boxes_to_grid(boxes, (512, 512), data.grid_size),
@@ -174,7 +179,6 @@ def workers_section(dataset, names, work: Path, extra) -> dict:
 
 
 def batch_section(dataset, names, epochs) -> dict:
-    from graphseg.cli.options import training_config
     from graphseg.graph import GridAdjacency, image_to_graph, label_map_to_nodes
     from graphseg.losses import boxes_to_grid
     from graphseg.propagation import (
@@ -195,7 +199,7 @@ def batch_section(dataset, names, epochs) -> dict:
                                  label_map_to_nodes(seeds, data.grid_size), data.grid_size,
                                  colour, boxes_to_grid(sample.boxes, sample.image.shape[:2],
                                                        data.grid_size)))
-    config = training_config("boxes", epochs=epochs)
+    config = A2GNNConfig.default("boxes", **_epochs(epochs))
     start = time.perf_counter()
     for photo in photos:
         train_a2gnn_batch([photo], 2, config=config)

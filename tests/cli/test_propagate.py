@@ -263,8 +263,11 @@ def test_ctrl_c_stops_the_workers_too(folder, delay):
                "--epochs", "400", "400", "--crf", "none"]
     env = dict(os.environ, OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    # SIGINT as in a terminal's foreground job: a shell's background job (pytest run with
+    # `&` from a script) passes it on ignored, and Python then keeps ignoring it
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+                               text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for _ in range(1200):  # the manifest is written just before the workers start
         if (out / "manifest.json").is_file() or process.poll() is not None:
             break
