@@ -96,4 +96,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_training_arguments(parser)
     parser.add_argument("--limit", type=int, help="only the first N photos")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-

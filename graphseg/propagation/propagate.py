@@ -6,8 +6,9 @@ The whole per-image pipeline of thesis sections 3.3-3.4 (boxes) and 3.6
 ========== ================================= ====== ====================================
 kind       seeds                             radius after the GNN
 ========== ================================= ====== ====================================
-boxes      GrabCut in every box, background  4      dense CRF; one instance per box
-           outside (:func:`box_seeds`)
+boxes      GrabCut in every box, background  4      GrabCut's answer pooled in
+           outside (:func:`box_seeds`)              (:func:`grabcut_fusion`), dense
+                                                    CRF; one instance per box
 scribbles  SLIC expansion (:func:`expand_     4      dense CRF
            seeds`, M_S)
 points     SLIC expansion (M_P)              3      dense CRF (with a CAM: only the
@@ -305,6 +306,8 @@ def propagate(image: np.ndarray, annotation, kind: str, num_classes: int, *,
                         f"got {type(progress).__name__}")
     if max_side is not None:
         check_positive_int(max_side, "max_side", minimum=16)
+    if not 0.0 < grabcut_prior < 1.0:
+        raise ValueError(f"grabcut_prior must be in (0, 1), got {grabcut_prior}")
     bar = StageBar() if progress is True else None
     full = image, annotation
     if max_side is not None and max(shape) > max_side:
