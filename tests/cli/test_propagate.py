@@ -314,6 +314,7 @@ def test_bad_arguments_are_refused_before_any_work(folder, capsys, monkeypatch):
         ("--affinity", str(cam)): "a CAM checkpoint, expected an affinity-net checkpoint",
         ("--gt", str(folder / "nope")): "no such folder",
         ("--max-side", "8"): "expected at least 16 (or 0, full size)",
+        ("--grabcut-prior", "1.5"): "expected a value in (0, 1)",
     }
     for (flag, value), expected in cases.items():
         out = [] if flag == "--out" else ["--out", str(folder / "out")]
