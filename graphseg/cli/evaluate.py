@@ -8,7 +8,10 @@ file holds only the values 0 and 255 is read as object masks (255 object, 0
 background) and the command says so; one file with another value makes it
 class-index maps, where 255 means ignore.  Every prediction is
 scored (or the stems of ``--split``); a file that cannot be scored is reported by
-name and the command exits 1 after the table.
+name and the command exits 1 after the table.  ``--merge-background`` merges the
+``--background`` classes into the first of them in both maps before scoring, as
+``graphseg train --background`` does when it trains: a model trained on MSRC-v2 with
+its stuff classes as one background is then scored on the same classes.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import numpy as np
 from graphseg.cli.failures import Failures, UsageError, check_folder, reading
 from graphseg.cli.help import binary_note
 from graphseg.cli.visualize import check_out_file
-from graphseg.data.classes import MSRC_STUFF, read_classes
+from graphseg.data.classes import MSRC_STUFF, background_lookup, read_classes
 from graphseg.data.dataset import find_file, read_split, stems
 from graphseg.data.layouts import resolve_gt
 from graphseg.metrics import ConfusionMatrix
@@ -71,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
         class_names = read_classes(args.classes or classes_file) \
             if (args.classes or classes_file) else None
     background_classes = parse_background(args.background, class_names)
+    if args.merge_background and background_classes is None:
+        raise UsageError("--merge-background needs background classes, not --background none")
+    lookup = background_lookup(background_classes[1:], to=background_classes[0]) \
+        if args.merge_background else np.arange(256, dtype=np.uint8)
     num_classes = args.num_classes or (len(class_names) if class_names else None)
     if binary:
         print(binary_note("--gt", gt_dir))
@@ -84,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         gt = read_label_map(find_file(gt_dir, name, (".png",)))
         if binary:
             gt = (gt > 127).astype(np.uint8)
-        confusion.update(read_label_map(find_file(pred_dir, name, (".png",))), gt)
+        pred = read_label_map(find_file(pred_dir, name, (".png",)))
+        confusion.update(lookup[pred], lookup[gt])
 
     for name in names:
         failures.attempt(name, lambda: score(name))
@@ -118,4 +126,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--background", default="auto",
                         help="classes merged as background for FB-IoU: ids like 0 or "
                              "0,1,2, 'none', or 'auto' (MSRC stuff classes, else 0)")
+    parser.add_argument("--merge-background", action="store_true",
+                        help="merge the --background classes into the first of them in "
+                             "predictions and ground truth before scoring (as graphseg "
+                             "train --background does)")
     parser.add_argument("--json", metavar="OUT", help="also write the results as JSON")

@@ -115,3 +115,27 @@ def test_visualize_shows_a_0_255_mask_as_object(tmp_path, capsys):
     assert "0/255 object mask" in capsys.readouterr().out
     assert np.array_equal(read_image(tmp_path / "forced.png"),
                           read_image(tmp_path / "detected.png"))
+
+
+def test_evaluate_merge_background_scores_a_merged_model_on_its_own_classes(tmp_path, capsys):
+    # what a model trained with --background building grass ... predicts: every stuff
+    # pixel as building (0); scored on MSRC-v2's own labels only with the merge
+    gt_dir = sample_root() / "msrc_v2"
+    stuff = [0, 1, 2, 6, 7, 9, 18]  # building grass tree sky mountain water road
+    pred = tmp_path / "pred"
+    for name in ("1_16_s", "7_21_s", "16_1_s"):
+        label = read_seeds(gt_dir / "labels" / f"{name}.png").copy()
+        label[np.isin(label, stuff)] = 0
+        write_label_png(pred / f"{name}.png", label)
+    for flags, miou in (([], None), (["--merge-background"], 1.0)):
+        assert main(["evaluate", "--pred", str(pred), "--gt", str(gt_dir),
+                     "--json", str(tmp_path / "r.json"), *flags]) == 0
+        report = json.loads((tmp_path / "r.json").read_text())
+        if miou is None:
+            assert report["miou"] < 1.0 and report["per_class_iou"]["grass"] == 0.0
+        else:
+            assert report["miou"] == miou and report["per_class_iou"]["grass"] is None
+    capsys.readouterr()
+    assert main(["evaluate", "--pred", str(pred), "--gt", str(gt_dir), "--background", "none",
+                 "--merge-background"]) == 2
+    assert "--merge-background needs background classes" in capsys.readouterr().err
