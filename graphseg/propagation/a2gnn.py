@@ -196,12 +196,13 @@ def train_a2gnn_batch(photos: Sequence[PhotoGraph], num_classes: int, *,
 
     Photo ``b`` gets the result :func:`train_a2gnn` gives it alone with seed
     ``seeds[b]`` (up to float rounding): its model is initialised from that seed,
-    its dropout drawn from its own generator, and the loss is the sum of the
+    its dropout drawn from its own random stream, and the loss is the sum of the
     photos' losses, so no photo's gradient depends on another.  With the A2GNN
     layer the attention runs once over the block-diagonal graph of all photos
     (:class:`~graphseg.nn.models.a2gnn_batch.BatchedA2GNN`), which is where the
     time goes; the comparison layers (``"gcn"``, ``"gat"``, ``"agnn"``) run
-    photo by photo.
+    photo by photo.  On a CPU the batch is not faster than the photos one by one
+    (benchmarks/README.md, issue 17).
 
     Args:
         photos (sequence of PhotoGraph): the photos' graphs, seeds and losses'
@@ -222,6 +223,7 @@ def train_a2gnn_batch(photos: Sequence[PhotoGraph], num_classes: int, *,
     photos = list(photos)
     if not photos:
         raise ValueError("photos is empty: nothing to train")
+    first = photos[0].x
     seeds = [0] * len(photos) if seeds is None else [int(s) for s in seeds]
     if len(seeds) != len(photos):
         raise ValueError(f"seeds has {len(seeds)} entries for {len(photos)} photos")
@@ -231,18 +233,23 @@ def train_a2gnn_batch(photos: Sequence[PhotoGraph], num_classes: int, *,
             _check_photo(photo, num_classes)
         except ValueError as error:
             raise ValueError(f"{where}{error}") from None
+        if photo.x.size(1) != first.size(1) or photo.x.device != first.device:
+            raise ValueError(f"{where}x has {photo.x.size(1)} features on {photo.x.device}, "
+                             f"photo 0 {first.size(1)} on {first.device}: one model size "
+                             "and one device for the batch")
 
     generator_state = torch.random.get_rng_state()
     try:
-        models = []
+        models, streams = [], []
         for seed in seeds:
             torch.manual_seed(seed)
-            models.append(A2GNN(photos[0].x.size(1), num_classes,
+            models.append(A2GNN(first.size(1), num_classes,
                                 hidden_channels=config.hidden_channels,
                                 num_layers=config.num_layers, dropout=config.dropout,
                                 beta=config.beta, negative=config.negative,
                                 layer=config.layer))
-        model = _Models(models, photos, seeds).to(photos[0].x.device)
+            streams.append(_rng_state(first.device))
+        model = _Models(models, photos, seeds, streams).to(first.device)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
                                      weight_decay=config.weight_decay)
         losses = [_PhotoLoss(photo, config) for photo in photos]
@@ -285,13 +292,17 @@ def _check_photo(photo: PhotoGraph, num_classes: int) -> None:
 class _Models(torch.nn.Module):
     """The photos' models; calling it gives every photo's ``(logits, features)``.
 
-    A2GNN: one :class:`BatchedA2GNN` over the block-diagonal graph.  The other
-    layers: the modules themselves, photo by photo.
+    A2GNN: one :class:`BatchedA2GNN` over the block-diagonal graph, dropout from a
+    generator per photo.  The other layers: the modules themselves, photo by photo,
+    each run on its photo's own state of torch's generators (``streams``, as they
+    were after its model was initialised), which is where a photo trained alone
+    would draw its dropout.
     """
 
-    def __init__(self, models: List[A2GNN], photos: List[PhotoGraph], seeds: List[int]):
+    def __init__(self, models: List[A2GNN], photos: List[PhotoGraph], seeds: List[int],
+                 streams: List[tuple]):
         super().__init__()
-        self.photos = photos
+        self.photos, self.streams = photos, streams
         sizes = [photo.x.size(0) for photo in photos]
         self.ptr = [0]
         for size in sizes:
@@ -310,11 +321,26 @@ class _Models(torch.nn.Module):
 
     def forward(self) -> List[Tuple[Tensor, Tensor]]:
         if not hasattr(self, "batched"):
-            return [tuple(model(photo.x, photo.graph, photo.edge_weight))
-                    for model, photo in zip(self.models, self.photos)]
+            outputs = []
+            for b, (model, photo) in enumerate(zip(self.models, self.photos)):
+                _set_rng_state(self.streams[b], photo.x.device)
+                outputs.append(tuple(model(photo.x, photo.graph, photo.edge_weight)))
+                self.streams[b] = _rng_state(photo.x.device)
+            return outputs
         logits, features = self.batched(self.x, self.adj, self.ptr, self.edge_model,
                                         self.generators)
         return [(logits[a:b], features[a:b]) for a, b in zip(self.ptr[:-1], self.ptr[1:])]
+
+
+def _rng_state(device: torch.device) -> tuple:
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return torch.random.get_rng_state(), cuda
+
+
+def _set_rng_state(state: tuple, device: torch.device) -> None:
+    torch.random.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
 
 
 def _with_self_loops(photo: PhotoGraph) -> CSRAdjacency:
