@@ -54,8 +54,17 @@ from _common import (  # noqa: E402
 )
 
 from graphseg.data import GrabCutDataset, kit_root  # noqa: E402
+from graphseg.graph import GridAdjacency, image_to_graph, label_map_to_nodes  # noqa: E402
+from graphseg.losses import boxes_to_grid  # noqa: E402
 from graphseg.metrics import object_iou  # noqa: E402
-from graphseg.propagation import A2GNNConfig  # noqa: E402
+from graphseg.propagation import (  # noqa: E402
+    A2GNNConfig,
+    PhotoGraph,
+    colour_position_features,
+    node_features,
+    train_a2gnn_batch,
+)
+from graphseg.seeds import box_seeds, opencv_grabcut  # noqa: E402
 from graphseg.utils.io import read_label_map  # noqa: E402
 
 SECTIONS = ("photos", "gnn", "load", "workers", "batch", "demo")
@@ -111,7 +120,6 @@ def photos_section(dataset, names, work: Path, extra) -> dict:
     rows = {}
     for name in names:
         sample = dataset.load(name)
-        from graphseg.seeds import opencv_grabcut
         start = time.perf_counter()
         mask = opencv_grabcut(sample.image, sample.boxes, seed=0)
         grabcut_seconds = time.perf_counter() - start
@@ -127,30 +135,31 @@ def photos_section(dataset, names, work: Path, extra) -> dict:
     return {"photos": rows, "mean": mean, "command_wall": wall, "command_start": start}
 
 
+def photo_graph(image: np.ndarray, boxes: np.ndarray):
+    """The box problem ``propagate`` trains on: stride-8 ESPNetv2 nodes, radius-4
+    colour edges, box seeds, node-grid boxes (a ``PhotoGraph``)."""
+    h, w = image.shape[:2]
+    colour = colour_position_features(image, 8)[:3]
+    data = image_to_graph(node_features(image, "espnetv2", 8), radius=4,
+                          edge_features=colour * 10)
+    labels = label_map_to_nodes(box_seeds(image, boxes).labels, data.grid_size)
+    return PhotoGraph(data.x, GridAdjacency.from_data(data), labels, data.grid_size, colour,
+                      boxes_to_grid(boxes, (h, w), data.grid_size))
+
+
 def gnn_section(dataset, name: str, epochs) -> dict:
-    from graphseg.graph import GridAdjacency, image_to_graph, label_map_to_nodes
-    from graphseg.losses import boxes_to_grid
-    from graphseg.propagation import colour_position_features, node_features, train_a2gnn
-    from graphseg.seeds import box_seeds
     sample = dataset.load(name)
     h, w = sample.image.shape[:2]
     image = cv2.resize(sample.image, (512, 512), interpolation=cv2.INTER_AREA)
     boxes = sample.boxes.astype(np.float64)
     boxes[:, [1, 3]] *= 512 / w
     boxes[:, [2, 4]] *= 512 / h
-    boxes = np.round(boxes).astype(np.int64)
-    seeds = box_seeds(image, boxes).labels
-    colour = colour_position_features(image, 8)[:3]
-    data = image_to_graph(node_features(image, "espnetv2", 8), radius=4,
-                          edge_features=colour * 10)
-    labels = label_map_to_nodes(seeds, data.grid_size)
+    photo = photo_graph(image, np.round(boxes).astype(np.int64))
     config = A2GNNConfig.default("boxes", **_epochs(epochs))
     start = time.perf_counter()
-    train_a2gnn(data.x, GridAdjacency.from_data(data), labels, 2, data.grid_size,
-                colour=colour, boxes=boxes_to_grid(boxes, (512, 512), data.grid_size),
-                config=config)
+    train_a2gnn_batch([photo], 2, config=config)
     seconds = time.perf_counter() - start
-    return {"grid": list(data.grid_size), "edges": int(data.edge_index.size(1)),
+    return {"grid": list(photo.grid_size), "edges": photo.graph.to_csr().num_edges,
             "epochs": config.stage1_epochs + config.stage2_epochs,
             "hidden": config.hidden_channels, "seconds": seconds}
 
@@ -179,26 +188,8 @@ def workers_section(dataset, names, work: Path, extra) -> dict:
 
 
 def batch_section(dataset, names, epochs) -> dict:
-    from graphseg.graph import GridAdjacency, image_to_graph, label_map_to_nodes
-    from graphseg.losses import boxes_to_grid
-    from graphseg.propagation import (
-        PhotoGraph,
-        colour_position_features,
-        node_features,
-        train_a2gnn_batch,
-    )
-    from graphseg.seeds import box_seeds
-    photos = []
-    for name in names:
-        sample = dataset.load(name)
-        colour = colour_position_features(sample.image, 8)[:3]
-        data = image_to_graph(node_features(sample.image, "espnetv2", 8), radius=4,
-                              edge_features=colour * 10)
-        seeds = box_seeds(sample.image, sample.boxes).labels
-        photos.append(PhotoGraph(data.x, GridAdjacency.from_data(data),
-                                 label_map_to_nodes(seeds, data.grid_size), data.grid_size,
-                                 colour, boxes_to_grid(sample.boxes, sample.image.shape[:2],
-                                                       data.grid_size)))
+    photos = [photo_graph(sample.image, sample.boxes)
+              for sample in (dataset.load(name) for name in names)]
     config = A2GNNConfig.default("boxes", **_epochs(epochs))
     start = time.perf_counter()
     for photo in photos:
